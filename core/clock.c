@@ -1,0 +1,197 @@
+/*
+ * clock.c - time sources and timers (see clock.h).
+ *
+ * libevent runs its timers on the monotonic clock, which the fake clock
+ * cannot move. So every armed clock_timer is kept on a list with its
+ * deadline on sluice's own clock; when a test advances that clock, each
+ * pending timer is re-armed for what remains of its delay, and those
+ * already due fire on the next loop iteration.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "clock.h"
+#include "util.h"
+
+struct clock_timer {
+	struct event *event;
+	clock_timer_fn fn;
+	void *arg;
+	uint64_t deadline_usec;		/* on clock_monotonic_usec() */
+	bool armed;
+	struct clock_timer *prev, *next;	/* armed timers, test builds */
+};
+
+static _Atomic int64_t fake_offset_usec;
+#ifdef SLUICE_TEST_HOOKS
+static struct clock_timer *armed_timers;
+#endif
+
+static int64_t
+offset_usec(void)
+{
+	return atomic_load_explicit(&fake_offset_usec, memory_order_relaxed);
+}
+
+void
+clock_now_tv(struct timeval *tv)
+{
+	struct timespec ts;
+	int64_t usec;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	usec = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + offset_usec();
+	tv->tv_sec = (time_t)(usec / 1000000);
+	tv->tv_usec = (suseconds_t)(usec % 1000000);
+}
+
+time_t
+clock_now(void)
+{
+	struct timeval tv;
+
+	clock_now_tv(&tv);
+	return tv.tv_sec;
+}
+
+uint64_t
+clock_monotonic_usec(void)
+{
+	struct timespec ts;
+	int64_t offset = offset_usec();
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* A backward wall-clock step in a test must not make the monotonic
+	 * clock run backwards, so only forward offsets apply here. */
+	if (offset < 0)
+		offset = 0;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000 +
+	    (uint64_t)offset;
+}
+
+static void
+clock_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct clock_timer *timer = arg;
+
+	(void)fd;
+	(void)what;
+	clock_timer_cancel(timer);
+	timer->fn(timer->arg);	/* the callback may free the timer */
+}
+
+struct clock_timer *
+clock_timer_new(struct event_base *base, clock_timer_fn fn, void *arg)
+{
+	struct clock_timer *timer = xcalloc(1, sizeof(*timer));
+
+	timer->fn = fn;
+	timer->arg = arg;
+	timer->event = evtimer_new(base, clock_timer_cb, timer);
+	if (timer->event == NULL)
+		fatalx("cannot create a libevent timer");
+	return timer;
+}
+
+static void
+clock_timer_schedule(struct clock_timer *timer, uint64_t delay_usec)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(delay_usec / 1000000);
+	tv.tv_usec = (suseconds_t)(delay_usec % 1000000);
+	if (evtimer_add(timer->event, &tv) != 0)
+		fatalx("cannot arm a libevent timer");
+}
+
+void
+clock_timer_arm(struct clock_timer *timer, uint64_t delay_usec)
+{
+	clock_timer_cancel(timer);
+	timer->deadline_usec = clock_monotonic_usec() + delay_usec;
+	timer->armed = true;
+#ifdef SLUICE_TEST_HOOKS
+	timer->prev = NULL;
+	timer->next = armed_timers;
+	if (armed_timers != NULL)
+		armed_timers->prev = timer;
+	armed_timers = timer;
+#endif
+	clock_timer_schedule(timer, delay_usec);
+}
+
+void
+clock_timer_cancel(struct clock_timer *timer)
+{
+	if (!timer->armed)
+		return;
+	evtimer_del(timer->event);
+	timer->armed = false;
+#ifdef SLUICE_TEST_HOOKS
+	if (timer->prev != NULL)
+		timer->prev->next = timer->next;
+	else
+		armed_timers = timer->next;
+	if (timer->next != NULL)
+		timer->next->prev = timer->prev;
+	timer->prev = timer->next = NULL;
+#endif
+}
+
+bool
+clock_timer_pending(const struct clock_timer *timer)
+{
+	return timer->armed;
+}
+
+void
+clock_timer_free(struct clock_timer *timer)
+{
+	if (timer == NULL)
+		return;
+	clock_timer_cancel(timer);
+	event_free(timer->event);
+	free(timer);
+}
+
+#ifdef SLUICE_TEST_HOOKS
+int64_t
+clock_fake_offset_usec(void)
+{
+	return offset_usec();
+}
+
+void
+clock_fake_advance(int64_t usec)
+{
+	uint64_t now;
+
+	atomic_fetch_add(&fake_offset_usec, usec);
+	now = clock_monotonic_usec();
+	for (struct clock_timer *t = armed_timers; t != NULL; t = t->next) {
+		uint64_t remaining =
+		    t->deadline_usec > now ? t->deadline_usec - now : 0;
+
+		evtimer_del(t->event);
+		clock_timer_schedule(t, remaining);
+	}
+}
+
+void
+clock_fake_init_from_env(void)
+{
+	const char *value = getenv("SLUICE_TEST_CLOCK_OFFSET");
+	char *end;
+	long long seconds;
+
+	if (value == NULL || *value == '\0')
+		return;
+	seconds = strtoll(value, &end, 10);
+	if (*end != '\0')
+		fatalx("SLUICE_TEST_CLOCK_OFFSET=%s is not a whole number of seconds",
+		    value);
+	atomic_store(&fake_offset_usec, (int64_t)seconds * 1000000);
+}
+#endif

@@ -1,0 +1,125 @@
+/*
+ * config.h - sluice.conf, read in the syntax of Exim's main configuration
+ * section.
+ *
+ * The file holds "name = value" options, named lists (hostlist,
+ * domainlist, addresslist), macros, .include/.ifdef directives and a
+ * "begin retry" section. Every option is declared once, in the option
+ * table of config.c, with its name, type, default and help text; -bP
+ * prints from that table.
+ *
+ * A struct config is immutable once loaded; a reload builds a new one.
+ * Strings in it are owned by it and freed by config_free().
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Bounds on the configuration file itself. */
+#define CONFIG_LINE_MAX		8192	/* after joining continuation lines */
+#define CONFIG_INCLUDE_DEPTH_MAX	16
+#define CONFIG_MACROS_MAX	1024
+#define CONFIG_DEFINES_MAX	10	/* -D on the command line, as Exim */
+
+enum msgid_format {
+	MSGID_FORMAT_CURRENT,	/* 23 characters, Exim 4.97 and later */
+	MSGID_FORMAT_CLASSIC,	/* 16 characters, Exim 4.96 and earlier */
+};
+
+enum config_list_kind {
+	CONFIG_HOSTLIST,
+	CONFIG_DOMAINLIST,
+	CONFIG_ADDRESSLIST,
+	CONFIG_LOCALPARTLIST,
+};
+
+struct config_named_list {
+	enum config_list_kind kind;
+	char *name;
+	char *value;			/* raw list text, Exim list syntax */
+	struct config_named_list *next;
+};
+
+/* One line of the "begin retry" section, kept as text until the retry
+ * rules are parsed by the delivery code. */
+struct config_retry_rule {
+	char *text;
+	char *file;
+	int line;
+};
+
+struct config {
+	char *config_file;		/* path of the main file in use */
+
+	/* Options with Exim's names and meanings. */
+	char *primary_hostname;
+	char *qualify_domain;
+	char *qualify_recipient;
+	char *local_interfaces;		/* Exim list of addresses */
+	char *daemon_smtp_ports;	/* Exim list of ports or service names */
+	char *spool_directory;
+	bool split_spool_directory;
+	char *log_file_path;		/* Exim list: path with %s, or syslog */
+	char *log_selector;
+	int64_t message_size_limit;	/* bytes, 0 = no limit */
+	char *exim_user;
+	char *exim_group;
+	char *pid_file_path;
+	enum msgid_format message_id_format;
+
+	/* sluice's own options. */
+	char *lua_policy;
+	char *dns_servers;		/* Exim list of resolver addresses */
+	int dns_port;
+	char *smarthost;		/* Exim list of host[:port] */
+	int delivery_port;
+
+	struct config_named_list *named_lists;
+	struct config_retry_rule *retry_rules;
+	size_t retry_rule_count;
+};
+
+/*
+ * Loads path, with defines ("NAME" or "NAME=value", from -D) overriding
+ * macros of the same name. Returns 0 with *out set, or -1 with *error set
+ * to "FILE:LINE: what is wrong" (the caller frees it). On error *out still
+ * holds what was read before the error, with defaults elsewhere, so the
+ * caller can find the panic log; the caller frees it too.
+ */
+int config_load(const char *path, const char *const *defines,
+    size_t define_count, struct config **out, char **error);
+/* Accepts NULL. */
+void config_free(struct config *config);
+
+/*
+ * Prints options as "exim -bP" does: all of them when name is NULL, else
+ * the one named (also "config_file" and "+listname"). value_only drops the
+ * "name = " part, as -n does. Returns 0, or -1 after printing
+ * "<name> is not a known option" to out when name is unknown.
+ */
+int config_print(FILE *out, const struct config *config, const char *name,
+    bool value_only);
+
+/* Returns the raw value of a named list, or NULL if it is not defined. */
+const char *config_named_list(const struct config *config,
+    enum config_list_kind kind, const char *name);
+
+/*
+ * Iterates over an Exim list: colon-separated, "::" for a literal colon,
+ * "<c" at the start to change the separator, surrounding white space
+ * trimmed. Each call stores the next item in buf and returns it, or NULL
+ * at the end. An item longer than size-1 is an error: it returns NULL
+ * and sets iter->error.
+ */
+struct config_list_iter {
+	const char *next;
+	char separator;
+	bool error;
+};
+void config_list_init(struct config_list_iter *iter, const char *list);
+char *config_list_next(struct config_list_iter *iter, char *buf, size_t size);
+
+#endif

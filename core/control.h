@@ -1,0 +1,3 @@
+#ifndef SLUICE_CONTROL_H
+#define SLUICE_CONTROL_H
+#endif
