@@ -1,1 +1,778 @@
-/* placeholder: being written */
+/*
+ * config.c - options of sluice.conf: the option table, option values,
+ * sections and named lists (see config.h).
+ *
+ * core/config_reader.c turns the files into logical lines (includes,
+ * conditionals, macros, continuations), this file gives each line its
+ * meaning, and core/config_print.c prints the result for -bP. Every
+ * option is one row of config_options[]: name, type, field, default and
+ * help text. Defaults are text parsed by the same code as a setting in
+ * the file, so a default can never hold a value that the file could not.
+ *
+ * Value syntax follows Exim 4.96 as observed with the Debian 12 binary:
+ * booleans bare or "= true|false|yes|no" with "no_" and "not_" prefixes;
+ * integers, sizes and times as in core/config_value.c; quoted strings
+ * with backslash escapes. Exim words its errors differently; sluice
+ * reports "FILE:LINE: what is wrong".
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+#include "config.h"
+#include "config_reader.h"
+#include "config_table.h"
+#include "util.h"
+
+/* State of one config_load() call. */
+struct config_parser {
+	struct config *config;
+	const char *file;		/* position of the current line */
+	int line;
+	bool in_retry;
+	char *error;
+};
+
+static bool config_check_port(const char *item, const char **expected);
+static bool config_check_address(const char *item, const char **expected);
+
+#define FIELD(name) offsetof(struct config, name)
+
+/* Sorted by name: -bP prints in this order. */
+const struct config_option config_options[] = {
+	{ "daemon_smtp_ports", CONFIG_TYPE_LIST, FIELD(daemon_smtp_ports),
+	    "smtp", true, 0, 0, config_check_port,
+	    "ports the daemon listens on where local_interfaces gives no "
+	    "port: numbers or service names" },
+	{ "delay_warning", CONFIG_TYPE_TIMELIST, FIELD(delay_warning),
+	    "24h", false, 0, 0, NULL,
+	    "times after arrival at which the sender of a message still "
+	    "queued gets a delay warning, the last one repeating; 0s for "
+	    "none" },
+	{ "delivery_port", CONFIG_TYPE_INT, FIELD(delivery_port),
+	    "25", false, 1, 65535, NULL,
+	    "TCP port of remote SMTP servers that deliveries connect to" },
+	{ "dns_port", CONFIG_TYPE_INT, FIELD(dns_port),
+	    "53", false, 1, 65535, NULL,
+	    "port of the servers in dns_servers" },
+	{ "dns_servers", CONFIG_TYPE_LIST, FIELD(dns_servers),
+	    "", false, 0, 0, config_check_address,
+	    "IP addresses of the DNS resolvers to ask; empty uses the "
+	    "system resolver configuration (/etc/resolv.conf)" },
+	{ "exim_group", CONFIG_TYPE_STRING, FIELD(exim_group),
+	    "", false, 0, 0, NULL,
+	    "group the daemon runs as after start-up; empty uses the primary "
+	    "group of exim_user" },
+	{ "exim_user", CONFIG_TYPE_STRING, FIELD(exim_user),
+	    "sluice", false, 0, 0, NULL,
+	    "user the daemon runs as after binding its ports; empty keeps "
+	    "the user that started it (for development)" },
+	{ "local_interfaces", CONFIG_TYPE_LIST, FIELD(local_interfaces),
+	    "<; 0.0.0.0 ; ::0", true, 0, 0, NULL,
+	    "IP addresses the daemon listens on, each optionally with a port "
+	    "(\"127.0.0.1.2525\" or \"[::1]:2525\")" },
+	{ "log_file_path", CONFIG_TYPE_LIST, FIELD(log_file_path),
+	    "", false, 0, 0, NULL,
+	    "where the logs go: a path with %s for main, reject and panic, "
+	    "and/or \"syslog\"; empty means <spool_directory>/log/%slog" },
+	{ "log_selector", CONFIG_TYPE_STRING, FIELD(log_selector),
+	    "", false, 0, 0, NULL,
+	    "log line items to add (+name) or remove (-name), with Exim's "
+	    "selector names" },
+	{ "lua_policy", CONFIG_TYPE_STRING, FIELD(lua_policy),
+	    "", false, 0, 0, NULL,
+	    "path of the Lua policy script" },
+	{ "message_id_format", CONFIG_TYPE_MSGID_FORMAT,
+	    FIELD(message_id_format), "current", false, 0, 0, NULL,
+	    "form of new message ids: \"current\" (23 characters, Exim 4.97 "
+	    "and later) or \"classic\" (16 characters, Exim 4.96 and earlier)" },
+	{ "message_size_limit", CONFIG_TYPE_SIZE, FIELD(message_size_limit),
+	    "50M", false, 0, 0, NULL,
+	    "largest message accepted, in bytes (K, M and G multiply by "
+	    "1024); 0 for no limit" },
+	{ "pid_file_path", CONFIG_TYPE_STRING, FIELD(pid_file_path),
+	    "", false, 0, 0, NULL,
+	    "file the daemon writes its process id to; empty means "
+	    "<spool_directory>/exim-daemon.pid" },
+	{ "primary_hostname", CONFIG_TYPE_STRING, FIELD(primary_hostname),
+	    NULL, false, 0, 0, NULL,
+	    "this host's name in SMTP greetings and Received: headers; empty "
+	    "uses the node name from uname(2) as it is, with no DNS lookup" },
+	{ "qualify_domain", CONFIG_TYPE_STRING, FIELD(qualify_domain),
+	    NULL, false, 0, 0, NULL,
+	    "domain added to local sender addresses without one; empty uses "
+	    "primary_hostname" },
+	{ "qualify_recipient", CONFIG_TYPE_STRING, FIELD(qualify_recipient),
+	    NULL, false, 0, 0, NULL,
+	    "domain added to local recipient addresses without one; empty "
+	    "uses qualify_domain" },
+	{ "smarthost", CONFIG_TYPE_LIST, FIELD(smarthost),
+	    "", false, 0, 0, NULL,
+	    "hosts that receive all outgoing mail instead of the MX hosts; "
+	    "empty delivers by MX records" },
+	{ "split_spool_directory", CONFIG_TYPE_BOOL,
+	    FIELD(split_spool_directory), "false", false, 0, 0, NULL,
+	    "spread spool files over up to 62 subdirectories of input/, "
+	    "named by the sixth character of the message id" },
+	{ "spool_directory", CONFIG_TYPE_STRING, FIELD(spool_directory),
+	    "/var/spool/sluice", true, 0, 0, NULL,
+	    "directory of the queue (input/), message logs (msglog/), hints "
+	    "databases (hints/) and, by default, the logs" },
+};
+
+const size_t config_option_count = ARRAY_SIZE(config_options);
+
+const char *const config_list_kind_names[] = {
+	[CONFIG_HOSTLIST] = "hostlist",
+	[CONFIG_DOMAINLIST] = "domainlist",
+	[CONFIG_ADDRESSLIST] = "addresslist",
+	[CONFIG_LOCALPARTLIST] = "localpartlist",
+};
+
+/* Sections of Exim's configuration that sluice replaces by Lua hooks. */
+static const char *const config_lua_sections[] = {
+	"acl", "authenticators", "rewrite", "routers", "transports",
+};
+
+static int
+config_fail(struct config_parser *parser, const char *fmt, ...)
+    SLUICE_PRINTF(2, 3);
+
+/* Records "FILE:LINE: message" and returns -1. */
+static int
+config_fail(struct config_parser *parser, const char *fmt, ...)
+{
+	va_list ap;
+	char *message;
+
+	va_start(ap, fmt);
+	message = xvasprintf(fmt, ap);
+	va_end(ap);
+	free(parser->error);
+	parser->error = xasprintf("%s:%d: %s", parser->file, parser->line,
+	    message);
+	free(message);
+	return -1;
+}
+
+static void *
+config_field(struct config *config, const struct config_option *option)
+{
+	return (char *)config + option->offset;
+}
+
+const struct config_option *
+config_find_option(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(config_options); i++) {
+		if (strcmp(config_options[i].name, name) == 0)
+			return &config_options[i];
+	}
+	return NULL;
+}
+
+static int
+config_hex_value(char digit)
+{
+	if (isdigit((unsigned char)digit))
+		return digit - '0';
+	return tolower((unsigned char)digit) - 'a' + 10;
+}
+
+/*
+ * Decodes a quoted value that starts at s, the opening quote. The escapes
+ * are Exim's: \n \r \t \b \v \f, \ooo (octal, up to 3 digits) and \xhh
+ * (hex, up to 2 digits). A backslash before any other character gives
+ * that character. Only white space may follow the closing quote. Returns
+ * the decoded text (the caller frees it), or NULL after recording an
+ * error.
+ */
+static char *
+config_unquote(struct config_parser *parser, const char *name, const char *s)
+{
+	char *out = xmalloc(strlen(s) + 1);
+	size_t n = 0;
+	const char *p = s + 1;
+
+	while (*p != '"') {
+		int c = (unsigned char)*p++;
+
+		if (c == '\0') {
+			config_fail(parser, "missing closing quote in the value "
+			    "of %s", name);
+			goto fail;
+		}
+		if (c == '\\') {
+			c = (unsigned char)*p++;
+			switch (c) {
+			case '\0':
+				config_fail(parser, "missing closing quote in the "
+				    "value of %s", name);
+				goto fail;
+			case 'n': c = '\n'; break;
+			case 'r': c = '\r'; break;
+			case 't': c = '\t'; break;
+			case 'b': c = '\b'; break;
+			case 'v': c = '\v'; break;
+			case 'f': c = '\f'; break;
+			case 'x':
+				if (!isxdigit((unsigned char)*p))
+					break;	/* "\x" alone is an x */
+				c = 0;
+				for (int i = 0; i < 2 && isxdigit((unsigned char)*p);
+				    i++, p++)
+					c = c * 16 + config_hex_value(*p);
+				break;
+			default:
+				if (c >= '0' && c <= '7') {
+					c -= '0';
+					for (int i = 0; i < 2 && *p >= '0' &&
+					    *p <= '7'; i++, p++)
+						c = c * 8 + (*p - '0');
+					c &= 0xff;
+				}
+				break;
+			}
+			if (c == '\0') {
+				config_fail(parser, "NUL character in the value of "
+				    "%s", name);
+				goto fail;
+			}
+		}
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+
+	p++;
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p != '\0') {
+		config_fail(parser, "unexpected text \"%s\" after the quoted "
+		    "value of %s", p, name);
+		goto fail;
+	}
+	return out;
+
+fail:
+	free(out);
+	return NULL;
+}
+
+/* ---- checks of list items ---- */
+
+static bool
+config_check_port(const char *item, const char **expected)
+{
+	unsigned long long port;
+
+	*expected = "a port number from 1 to 65535 or a service name";
+	if (isdigit((unsigned char)item[0]))
+		return parse_uint(item, 65535, &port) == 0 && port > 0;
+	if (!isalpha((unsigned char)item[0]))
+		return false;
+	for (const char *p = item; *p != '\0'; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return false;
+	}
+	return true;
+}
+
+static bool
+config_check_address(const char *item, const char **expected)
+{
+	unsigned char addr[16];
+
+	*expected = "an IPv4 or IPv6 address";
+	return inet_pton(AF_INET, item, addr) == 1 ||
+	    inet_pton(AF_INET6, item, addr) == 1;
+}
+
+/* Checks the length (and, for some options, the form) of each item. */
+static int
+config_check_list(struct config_parser *parser, const char *list_name,
+    const char *value, config_item_check_fn check)
+{
+	struct config_list_iter iter;
+	char item[CONFIG_LIST_ITEM_MAX + 1];
+	const char *expected;
+
+	config_list_init(&iter, value);
+	while (config_list_next(&iter, item, sizeof(item)) != NULL) {
+		if (check != NULL && !check(item, &expected))
+			return config_fail(parser,
+			    "invalid item \"%s\" in %s: expected %s", item,
+			    list_name, expected);
+	}
+	if (iter.error)
+		return config_fail(parser,
+		    "list item longer than %d characters in %s",
+		    CONFIG_LIST_ITEM_MAX, list_name);
+	return 0;
+}
+
+/* ---- setting options ---- */
+
+static int
+config_set_timelist(struct config_parser *parser,
+    const struct config_option *option, const char *value,
+    struct config_timelist *list)
+{
+	struct config_timelist parsed = { .count = 0 };
+	struct config_list_iter iter;
+	char item[CONFIG_LIST_ITEM_MAX + 1];
+
+	config_list_init(&iter, value);
+	while (config_list_next(&iter, item, sizeof(item)) != NULL) {
+		int seconds;
+
+		if (config_parse_time(item, &seconds) < 0)
+			return config_fail(parser,
+			    "invalid time value \"%s\" for %s", item,
+			    option->name);
+		if (parsed.count == CONFIG_TIMELIST_MAX)
+			return config_fail(parser,
+			    "too many time values for %s (max %d)",
+			    option->name, CONFIG_TIMELIST_MAX);
+		if (parsed.count > 0 &&
+		    seconds <= parsed.values[parsed.count - 1])
+			return config_fail(parser,
+			    "time values for %s must increase: \"%s\" is not "
+			    "later than the one before", option->name, item);
+		parsed.values[parsed.count++] = seconds;
+	}
+	if (iter.error)
+		return config_fail(parser,
+		    "list item longer than %d characters in %s",
+		    CONFIG_LIST_ITEM_MAX, option->name);
+	if (parsed.count == 0)
+		return config_fail(parser, "missing time value for %s",
+		    option->name);
+	*list = parsed;
+	return 0;
+}
+
+/* Sets a non-boolean option from the text after "=". */
+static int
+config_set_value(struct config_parser *parser,
+    const struct config_option *option, const char *value)
+{
+	void *field = config_field(parser->config, option);
+	int64_t number;
+	char *text;
+
+	switch (option->type) {
+	case CONFIG_TYPE_STRING:
+	case CONFIG_TYPE_LIST:
+		if (value[0] == '"') {
+			text = config_unquote(parser, option->name, value);
+			if (text == NULL)
+				return -1;
+		} else {
+			text = xstrdup(value);
+		}
+		if (option->required && text[0] == '\0') {
+			free(text);
+			return config_fail(parser, "empty value for %s",
+			    option->name);
+		}
+		if (option->type == CONFIG_TYPE_LIST &&
+		    config_check_list(parser, option->name, text,
+		    option->check_item) < 0) {
+			free(text);
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = text;
+		return 0;
+
+	case CONFIG_TYPE_INT:
+		if (config_parse_integer(value, &number) < 0)
+			return config_fail(parser,
+			    "invalid integer value \"%s\" for %s", value,
+			    option->name);
+		if (number < option->min || number > option->max)
+			return config_fail(parser,
+			    "value %s for %s is out of range (%d to %d)", value,
+			    option->name, option->min, option->max);
+		*(int *)field = (int)number;
+		return 0;
+
+	case CONFIG_TYPE_SIZE:
+		if (config_parse_size(value, &number) < 0)
+			return config_fail(parser,
+			    "invalid size value \"%s\" for %s", value,
+			    option->name);
+		*(int64_t *)field = number;
+		return 0;
+
+	case CONFIG_TYPE_TIMELIST:
+		return config_set_timelist(parser, option, value, field);
+
+	case CONFIG_TYPE_MSGID_FORMAT:
+		if (strcmp(value, "current") == 0)
+			*(enum msgid_format *)field = MSGID_FORMAT_CURRENT;
+		else if (strcmp(value, "classic") == 0)
+			*(enum msgid_format *)field = MSGID_FORMAT_CLASSIC;
+		else
+			return config_fail(parser,
+			    "invalid value \"%s\" for %s: expected current or "
+			    "classic", value, option->name);
+		return 0;
+
+	case CONFIG_TYPE_BOOL:
+		break;
+	}
+	fatal_bug("option %s has no value parser", option->name);
+}
+
+static int
+config_set_bool(struct config_parser *parser,
+    const struct config_option *option, const char *name, bool negated,
+    const char *rest)
+{
+	bool *field = config_field(parser->config, option);
+	const char *value;
+
+	if (*rest == '\0') {
+		*field = !negated;
+		return 0;
+	}
+	if (*rest != '=')
+		return config_fail(parser, "unexpected text \"%s\" after %s",
+		    rest, name);
+	if (negated)
+		return config_fail(parser,
+		    "%s takes no value: write %s alone, or %s = false", name,
+		    name, option->name);
+
+	value = rest + 1;
+	while (isspace((unsigned char)*value))
+		value++;
+	/* Exim takes "name =" with nothing after it as true. */
+	if (*value == '\0' || strcasecmp(value, "true") == 0 ||
+	    strcasecmp(value, "yes") == 0)
+		*field = true;
+	else if (strcasecmp(value, "false") == 0 ||
+	    strcasecmp(value, "no") == 0)
+		*field = false;
+	else
+		return config_fail(parser,
+		    "invalid boolean value \"%s\" for %s: expected true, "
+		    "false, yes or no", value, option->name);
+	return 0;
+}
+
+/* Handles "name = value" and bare booleans. The name is the first
+ * name_len bytes of line. */
+static int
+config_parse_option(struct config_parser *parser, const char *line,
+    size_t name_len)
+{
+	char name[128];
+	const struct config_option *option;
+	const char *rest = line + name_len;
+	const char *base = name;
+	bool negated = false;
+
+	if (name_len >= sizeof(name))
+		return config_fail(parser, "unknown option \"%.*s\"",
+		    (int)name_len, line);
+	memcpy(name, line, name_len);
+	name[name_len] = '\0';
+
+	option = config_find_option(name);
+	if (option == NULL && strncmp(name, "no_", 3) == 0) {
+		base = name + 3;
+		negated = true;
+	} else if (option == NULL && strncmp(name, "not_", 4) == 0) {
+		base = name + 4;
+		negated = true;
+	}
+	if (negated) {
+		option = config_find_option(base);
+		if (option != NULL && option->type != CONFIG_TYPE_BOOL)
+			return config_fail(parser,
+			    "\"%s\": only a boolean option takes a no_ or not_ "
+			    "prefix, and %s is not one", name, base);
+	}
+	if (option == NULL)
+		return config_fail(parser, "unknown option \"%s\"", name);
+
+	while (isspace((unsigned char)*rest))
+		rest++;
+	if (option->type == CONFIG_TYPE_BOOL)
+		return config_set_bool(parser, option, name, negated, rest);
+
+	if (*rest != '=')
+		return config_fail(parser, "missing \"=\" after %s", name);
+	rest++;
+	while (isspace((unsigned char)*rest))
+		rest++;
+	return config_set_value(parser, option, rest);
+}
+
+/* Handles "hostlist NAME = value" and the other three kinds. */
+static int
+config_parse_named_list(struct config_parser *parser,
+    enum config_list_kind kind, const char *rest)
+{
+	const char *keyword = config_list_kind_names[kind];
+	struct config_named_list *list;
+	const char *name = rest;
+	size_t name_len = 0;
+	char *list_name;
+	int rc;
+
+	while (isalnum((unsigned char)name[name_len]) || name[name_len] == '_')
+		name_len++;
+	if (name_len == 0)
+		return config_fail(parser, "missing list name after %s",
+		    keyword);
+	rest = name + name_len;
+	while (isspace((unsigned char)*rest))
+		rest++;
+	if (*rest != '=')
+		return config_fail(parser, "missing \"=\" after %s %.*s",
+		    keyword, (int)name_len, name);
+	rest++;
+	while (isspace((unsigned char)*rest))
+		rest++;
+
+	for (list = parser->config->named_lists; list != NULL;
+	    list = list->next) {
+		if (list->kind == kind && strlen(list->name) == name_len &&
+		    strncmp(list->name, name, name_len) == 0)
+			return config_fail(parser, "%s %.*s is already defined",
+			    keyword, (int)name_len, name);
+	}
+
+	list_name = xasprintf("%s %.*s", keyword, (int)name_len, name);
+	rc = config_check_list(parser, list_name, rest, NULL);
+	free(list_name);
+	if (rc < 0)
+		return -1;
+
+	list = xcalloc(1, sizeof(*list));
+	list->kind = kind;
+	list->name = xstrndup(name, name_len);
+	list->value = xstrdup(rest);
+	list->next = parser->config->named_lists;
+	parser->config->named_lists = list;
+	return 0;
+}
+
+static int
+config_parse_begin(struct config_parser *parser, const char *section)
+{
+	if (strcmp(section, "retry") == 0) {
+		if (parser->in_retry)
+			return config_fail(parser,
+			    "\"begin retry\" appears a second time");
+		parser->in_retry = true;
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(config_lua_sections); i++) {
+		if (strcmp(section, config_lua_sections[i]) == 0)
+			return config_fail(parser,
+			    "\"begin %s\" is not supported: sluice expresses "
+			    "routing, transports and ACLs as hooks of the Lua "
+			    "policy named by lua_policy (see doc/lua-api.md)",
+			    section);
+	}
+	if (*section == '\0')
+		return config_fail(parser, "missing section name after begin");
+	return config_fail(parser,
+	    "unknown section \"%s\" (sluice reads only the main and retry "
+	    "sections)", section);
+}
+
+static void
+config_add_retry_rule(struct config_parser *parser, const char *line)
+{
+	struct config *config = parser->config;
+	struct config_retry_rule *rule;
+
+	config->retry_rules = xreallocarray(config->retry_rules,
+	    config->retry_rule_count + 1, sizeof(*config->retry_rules));
+	rule = &config->retry_rules[config->retry_rule_count++];
+	rule->text = xstrdup(line);
+	rule->file = xstrdup(parser->file);
+	rule->line = parser->line;
+}
+
+/* Gives one logical line of the files its meaning. */
+static int
+config_parse_line(struct config_parser *parser, const char *line)
+{
+	size_t name_len = 0;
+	const char *rest;
+
+	while (isalnum((unsigned char)line[name_len]) || line[name_len] == '_')
+		name_len++;
+	rest = line + name_len;
+	while (isspace((unsigned char)*rest))
+		rest++;
+
+	if (name_len == 5 && strncmp(line, "begin", 5) == 0 &&
+	    (*rest == '\0' || isalpha((unsigned char)*rest)))
+		return config_parse_begin(parser, rest);
+	if (parser->in_retry) {
+		config_add_retry_rule(parser, line);
+		return 0;
+	}
+	if (isupper((unsigned char)line[0]))
+		return config_fail(parser,
+		    "invalid line \"%s\": a line starting with an upper-case "
+		    "letter defines a macro (NAME = value)", line);
+	if (name_len == 0)
+		return config_fail(parser,
+		    "expected an option setting (name = value), found \"%s\"",
+		    line);
+
+	for (size_t kind = 0; kind < CONFIG_LIST_KIND_COUNT;
+	    kind++) {
+		const char *keyword = config_list_kind_names[kind];
+
+		if (strlen(keyword) == name_len &&
+		    strncmp(line, keyword, name_len) == 0)
+			return config_parse_named_list(parser,
+			    (enum config_list_kind)kind, rest);
+	}
+	return config_parse_option(parser, line, name_len);
+}
+
+/* ---- defaults, loading and freeing ---- */
+
+static void
+config_set_defaults(struct config *config)
+{
+	struct config_parser parser = {
+		.config = config,
+		.file = "(default)",
+		.line = 0,
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(config_options); i++) {
+		const struct config_option *option = &config_options[i];
+		const char *text = option->default_text;
+
+		if (text == NULL)
+			text = "";	/* filled in by config_fill_computed() */
+		if (option->type == CONFIG_TYPE_BOOL) {
+			*(bool *)config_field(config, option) =
+			    strcmp(text, "true") == 0;
+			continue;
+		}
+		if (config_set_value(&parser, option, text) < 0)
+			fatal_bug("bad default for %s: %s", option->name,
+			    parser.error);
+	}
+}
+
+/* Gives empty host names their fallback values. */
+static void
+config_fill_computed(struct config *config)
+{
+	if (config->primary_hostname[0] == '\0') {
+		struct utsname name;
+
+		/* NOTE: Exim also qualifies the name through the resolver,
+		 * which may send DNS queries off the host. sluice keeps the
+		 * node name as it is, so a host whose node name has no dot
+		 * should set primary_hostname. */
+		free(config->primary_hostname);
+		if (uname(&name) == 0 && name.nodename[0] != '\0')
+			config->primary_hostname = xstrdup(name.nodename);
+		else
+			config->primary_hostname = xstrdup("localhost");
+	}
+	if (config->qualify_domain[0] == '\0') {
+		free(config->qualify_domain);
+		config->qualify_domain = xstrdup(config->primary_hostname);
+	}
+	if (config->qualify_recipient[0] == '\0') {
+		free(config->qualify_recipient);
+		config->qualify_recipient = xstrdup(config->qualify_domain);
+	}
+}
+
+int
+config_load(const char *path, const char *const *defines,
+    size_t define_count, struct config **out, char **error)
+{
+	struct config *config = xcalloc(1, sizeof(*config));
+	struct config_parser parser = { .config = config };
+	struct config_reader *reader = NULL;
+	const char *line;
+	int rc;
+
+	config->config_file = xstrdup(path);
+	config_set_defaults(config);
+	*out = config;
+
+	if (config_reader_open(path, defines, define_count, &reader,
+	    &parser.error) < 0)
+		goto fail;
+	while ((rc = config_reader_next(reader, &line, &parser.file,
+	    &parser.line, &parser.error)) > 0) {
+		if (config_parse_line(&parser, line) < 0)
+			goto fail;
+	}
+	if (rc < 0)
+		goto fail;
+
+	config_fill_computed(config);
+	config_reader_free(reader);
+	return 0;
+
+fail:
+	config_fill_computed(config);
+	config_reader_free(reader);
+	*error = parser.error;
+	return -1;
+}
+
+void
+config_free(struct config *config)
+{
+	struct config_named_list *list, *next;
+
+	if (config == NULL)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(config_options); i++) {
+		const struct config_option *option = &config_options[i];
+
+		if (option->type == CONFIG_TYPE_STRING ||
+		    option->type == CONFIG_TYPE_LIST)
+			free(*(char **)config_field(config, option));
+	}
+	for (list = config->named_lists; list != NULL; list = next) {
+		next = list->next;
+		free(list->name);
+		free(list->value);
+		free(list);
+	}
+	for (size_t i = 0; i < config->retry_rule_count; i++) {
+		free(config->retry_rules[i].text);
+		free(config->retry_rules[i].file);
+	}
+	free(config->retry_rules);
+	free(config->config_file);
+	free(config);
+}
+
+const char *
+config_named_list(const struct config *config, enum config_list_kind kind,
+    const char *name)
+{
+	for (const struct config_named_list *list = config->named_lists;
+	    list != NULL; list = list->next) {
+		if (list->kind == kind && strcmp(list->name, name) == 0)
+			return list->value;
+	}
+	return NULL;
+}

@@ -23,6 +23,9 @@
 #define CONFIG_INCLUDE_DEPTH_MAX	16
 #define CONFIG_MACROS_MAX	1024
 #define CONFIG_DEFINES_MAX	10	/* -D on the command line, as Exim */
+#define CONFIG_IFDEF_DEPTH_MAX	10	/* nested .ifdef, as Exim 4.96 */
+#define CONFIG_LIST_ITEM_MAX	1024	/* one item of a list option */
+#define CONFIG_TIMELIST_MAX	10	/* times in a time list option */
 
 enum msgid_format {
 	MSGID_FORMAT_CURRENT,	/* 23 characters, Exim 4.97 and later */
@@ -51,6 +54,16 @@ struct config_retry_rule {
 	int line;
 };
 
+/* A list of times in seconds, in increasing order (Exim's "time list"). */
+struct config_timelist {
+	int values[CONFIG_TIMELIST_MAX];
+	size_t count;
+};
+
+/*
+ * String and list options are never NULL once loaded; an empty string
+ * means the option is unset and its documented fallback applies.
+ */
 struct config {
 	char *config_file;		/* path of the main file in use */
 
@@ -69,6 +82,7 @@ struct config {
 	char *exim_group;
 	char *pid_file_path;
 	enum msgid_format message_id_format;
+	struct config_timelist delay_warning;	/* seconds; 0 alone = never */
 
 	/* sluice's own options. */
 	char *lua_policy;
@@ -103,6 +117,10 @@ void config_free(struct config *config);
 int config_print(FILE *out, const struct config *config, const char *name,
     bool value_only);
 
+/* Prints every option with its type, default and meaning, for operators;
+ * the option table of doc/config.md follows this output. */
+void config_print_help(FILE *out);
+
 /* Returns the raw value of a named list, or NULL if it is not defined. */
 const char *config_named_list(const struct config *config,
     enum config_list_kind kind, const char *name);
@@ -121,5 +139,23 @@ struct config_list_iter {
 };
 void config_list_init(struct config_list_iter *iter, const char *list);
 char *config_list_next(struct config_list_iter *iter, char *buf, size_t size);
+
+/*
+ * Parsers and formatters of Exim's value syntax. A time is one or more <number><unit> with units s, m, h, d
+ * and w ("1h30m"), at most INT_MAX seconds; a bare number is invalid, as
+ * in Exim. A size is a number (decimal, 0x hex, or octal with a leading
+ * 0) with an optional K, M or G suffix (powers of 1024), and not
+ * negative. Each returns 0, or -1 for anything else.
+ */
+int config_parse_time(const char *s, int *seconds);
+int config_parse_size(const char *s, int64_t *bytes);
+/* Parses an integer as a size but also takes a sign ("-5", "+2K"). */
+int config_parse_integer(const char *s, int64_t *out);
+/* Formats seconds as Exim prints a time ("1w2d", "1h30m", "0s"). */
+void config_format_time(int seconds, char *buf, size_t size);
+/* Formats bytes with the largest of G, M and K that divides it ("2M" for
+ * 2048K), else as a plain number. Exim prints its integer options the
+ * same way but has no G ("1024M"). */
+void config_format_size(int64_t bytes, char *buf, size_t size);
 
 #endif
