@@ -1,0 +1,596 @@
+/*
+ * dns.c - asynchronous MX and address lookups with c-ares (see dns.h).
+ *
+ * c-ares reports which sockets it wants watched through its socket-state
+ * callback; each gets a persistent libevent event that hands readiness
+ * back to ares_process_fd(). c-ares's retransmit deadline is kept on one
+ * clock_timer. Each lookup also has its own clock_timer for the overall
+ * timeout, so tests that move the fake clock see it expire.
+ *
+ * A lookup is an MX query followed by an A and an AAAA query per host,
+ * all of the address queries in flight at once. The lookup counts its
+ * outstanding queries, because c-ares still calls back for queries whose
+ * lookup has already finished (callback run, timed out or cancelled).
+ * So a lookup is freed only once it is finished and none is outstanding.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <ares.h>
+#include <event2/event.h>
+
+#include "clock.h"
+#include "dns.h"
+#include "util.h"
+
+/* Defaults: c-ares tries each server twice, 5 seconds apart, as the
+ * stub resolver of glibc does; a whole lookup may take a minute. */
+#define DNS_DEFAULT_QUERY_TIMEOUT_MS	5000
+#define DNS_DEFAULT_TRIES		2
+#define DNS_DEFAULT_LOOKUP_TIMEOUT_USEC	(60ull * 1000000)
+#define DNS_DEFAULT_PORT		53
+
+/* One socket that c-ares asked to watch. */
+struct dns_socket {
+	ares_socket_t fd;
+	struct event *event;
+	struct dns_resolver *resolver;
+	struct dns_socket *next;
+};
+
+struct dns_resolver {
+	struct event_base *base;
+	ares_channel channel;
+	struct dns_options options;	/* servers is not kept */
+	struct dns_socket *sockets;
+	struct clock_timer *retransmit_timer;
+	struct dns_lookup *lookups;	/* not finished yet */
+	bool destroying;
+};
+
+struct dns_lookup {
+	struct dns_resolver *resolver;
+	struct dns_result *result;	/* NULL once handed to the callback */
+	dns_result_cb cb;
+	void *arg;
+	unsigned outstanding;		/* c-ares queries not called back */
+	bool finished;
+	bool mx;			/* an MX lookup, else one host */
+	struct clock_timer *start_timer;
+	struct clock_timer *timeout_timer;
+	struct dns_lookup *prev, *next;	/* resolver->lookups, until finished */
+};
+
+/* The argument of one c-ares query. */
+struct dns_query {
+	struct dns_lookup *lookup;
+	size_t host;			/* index into result->hosts */
+	int family;			/* AF_INET, AF_INET6, or 0 for MX */
+};
+
+static void dns_update_timer(struct dns_resolver *resolver);
+static void dns_lookup_detach(struct dns_lookup *lookup);
+static void dns_lookup_release(struct dns_lookup *lookup);
+
+const char *
+dns_status_name(enum dns_status status)
+{
+	switch (status) {
+	case DNS_OK:		return "ok";
+	case DNS_NO_DATA:	return "no data";
+	case DNS_NOT_FOUND:	return "not found";
+	case DNS_NO_MAIL:	return "no mail";
+	case DNS_TEMPFAIL:	return "temporary failure";
+	}
+	return "unknown";
+}
+
+void
+dns_options_init(struct dns_options *options)
+{
+	memset(options, 0, sizeof(*options));
+	options->port = DNS_DEFAULT_PORT;
+	options->query_timeout_ms = DNS_DEFAULT_QUERY_TIMEOUT_MS;
+	options->tries = DNS_DEFAULT_TRIES;
+	options->lookup_timeout_usec = DNS_DEFAULT_LOOKUP_TIMEOUT_USEC;
+	options->want_ipv4 = true;
+	options->want_ipv6 = true;
+	options->shuffle_equal_mx = true;
+}
+
+void
+dns_options_from_config(struct dns_options *options,
+    const struct config *config)
+{
+	dns_options_init(options);
+	options->servers = config->dns_servers;
+	if (config->dns_port > 0)
+		options->port = config->dns_port;
+}
+
+/* --- c-ares on the event loop --------------------------------------- */
+
+static void
+dns_socket_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_socket *s = arg;
+	struct dns_resolver *resolver = s->resolver;
+
+	/* s may be freed by the socket-state callback inside this call. */
+	ares_process_fd(resolver->channel,
+	    (what & EV_READ) ? fd : ARES_SOCKET_BAD,
+	    (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	dns_update_timer(resolver);
+}
+
+static void
+dns_socket_state_cb(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct dns_resolver *resolver = data;
+	struct dns_socket **link = &resolver->sockets;
+	struct dns_socket *s;
+	short what = (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0);
+
+	while (*link != NULL && (*link)->fd != fd)
+		link = &(*link)->next;
+	s = *link;
+
+	if (what == 0) {
+		if (s != NULL) {
+			*link = s->next;
+			event_free(s->event);
+			free(s);
+		}
+		return;
+	}
+	if (s == NULL) {
+		s = xcalloc(1, sizeof(*s));
+		s->fd = fd;
+		s->resolver = resolver;
+		s->next = resolver->sockets;
+		resolver->sockets = s;
+	} else {
+		event_free(s->event);
+	}
+	s->event = event_new(resolver->base, fd, what | EV_PERSIST,
+	    dns_socket_cb, s);
+	if (s->event == NULL || event_add(s->event, NULL) != 0)
+		fatalx("cannot watch a DNS socket");
+}
+
+static void
+dns_retransmit_cb(void *arg)
+{
+	struct dns_resolver *resolver = arg;
+
+	ares_process_fd(resolver->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	dns_update_timer(resolver);
+}
+
+/* Arms the timer for c-ares's next deadline, if it has one. */
+static void
+dns_update_timer(struct dns_resolver *resolver)
+{
+	struct timeval tv, *next;
+
+	if (resolver->destroying)
+		return;
+	next = ares_timeout(resolver->channel, NULL, &tv);
+	if (next == NULL) {
+		clock_timer_cancel(resolver->retransmit_timer);
+		return;
+	}
+	clock_timer_arm(resolver->retransmit_timer,
+	    (uint64_t)next->tv_sec * 1000000 + (uint64_t)next->tv_usec);
+}
+
+static int
+dns_set_servers(struct dns_resolver *resolver, const char *servers, int port,
+    char **error)
+{
+	struct sockaddr_storage addrs[DNS_SERVERS_MAX];
+	struct ares_addr_port_node nodes[DNS_SERVERS_MAX];
+	size_t count;
+	int rc;
+
+	if (dns_servers_parse(servers, port, addrs, DNS_SERVERS_MAX, &count,
+	    error) != 0)
+		return -1;
+	if (count == 0)
+		return 0;	/* keep what c-ares read from resolv.conf */
+	memset(nodes, 0, sizeof(nodes));
+	for (size_t i = 0; i < count; i++) {
+		nodes[i].next = i + 1 < count ? &nodes[i + 1] : NULL;
+		nodes[i].family = addrs[i].ss_family;
+		if (addrs[i].ss_family == AF_INET)
+			memcpy(&nodes[i].addr.addr4,
+			    &((struct sockaddr_in *)&addrs[i])->sin_addr,
+			    sizeof(struct in_addr));
+		else
+			memcpy(&nodes[i].addr.addr6,
+			    &((struct sockaddr_in6 *)&addrs[i])->sin6_addr,
+			    sizeof(struct in6_addr));
+		nodes[i].udp_port = port;
+		nodes[i].tcp_port = port;
+	}
+	rc = ares_set_servers_ports(resolver->channel, nodes);
+	if (rc != ARES_SUCCESS) {
+		*error = xasprintf("cannot set the DNS servers: %s",
+		    ares_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+struct dns_resolver *
+dns_resolver_new(struct event_base *base, const struct dns_options *options,
+    char **error)
+{
+	static bool library_ready;
+	struct dns_resolver *resolver;
+	struct ares_options ao;
+	int rc;
+
+	if (!library_ready) {
+		rc = ares_library_init(ARES_LIB_INIT_ALL);
+		if (rc != ARES_SUCCESS) {
+			*error = xasprintf("cannot initialise c-ares: %s",
+			    ares_strerror(rc));
+			return NULL;
+		}
+		library_ready = true;
+	}
+
+	resolver = xcalloc(1, sizeof(*resolver));
+	resolver->base = base;
+	resolver->options = *options;
+	resolver->options.servers = NULL;
+	if (resolver->options.port <= 0)
+		resolver->options.port = DNS_DEFAULT_PORT;
+
+	memset(&ao, 0, sizeof(ao));
+	ao.flags = ARES_FLAG_NOSEARCH;
+	ao.timeout = (int)options->query_timeout_ms;
+	ao.tries = options->tries > 0 ? (int)options->tries : 1;
+	ao.sock_state_cb = dns_socket_state_cb;
+	ao.sock_state_cb_data = resolver;
+	rc = ares_init_options(&resolver->channel, &ao, ARES_OPT_FLAGS |
+	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB);
+	if (rc != ARES_SUCCESS) {
+		*error = xasprintf("cannot start the DNS resolver: %s",
+		    ares_strerror(rc));
+		free(resolver);
+		return NULL;
+	}
+	if (dns_set_servers(resolver, options->servers,
+	    resolver->options.port, error) != 0) {
+		ares_destroy(resolver->channel);
+		free(resolver);
+		return NULL;
+	}
+	resolver->retransmit_timer = clock_timer_new(base, dns_retransmit_cb,
+	    resolver);
+	return resolver;
+}
+
+void
+dns_resolver_free(struct dns_resolver *resolver)
+{
+	if (resolver == NULL)
+		return;
+	/* Finish every lookup first, so that no callback runs and no query
+	 * starts. ares_destroy() then calls back each query with
+	 * ARES_EDESTRUCTION, which frees the lookups that still have one. */
+	resolver->destroying = true;
+	while (resolver->lookups != NULL) {
+		struct dns_lookup *lookup = resolver->lookups;
+
+		dns_lookup_detach(lookup);
+		dns_lookup_release(lookup);
+	}
+	ares_destroy(resolver->channel);
+	while (resolver->sockets != NULL) {
+		struct dns_socket *s = resolver->sockets;
+
+		resolver->sockets = s->next;
+		event_free(s->event);
+		free(s);
+	}
+	clock_timer_free(resolver->retransmit_timer);
+	free(resolver);
+}
+
+/* Frees the lookup once it is finished and has no query in c-ares. */
+static void
+dns_lookup_release(struct dns_lookup *lookup)
+{
+	if (!lookup->finished || lookup->outstanding > 0)
+		return;
+	clock_timer_free(lookup->start_timer);
+	clock_timer_free(lookup->timeout_timer);
+	dns_result_free(lookup->result);
+	free(lookup);
+}
+
+/* Takes the lookup off the resolver's list and stops its timer. */
+static void
+dns_lookup_detach(struct dns_lookup *lookup)
+{
+	struct dns_resolver *resolver = lookup->resolver;
+
+	if (lookup->finished)
+		return;
+	lookup->finished = true;
+	clock_timer_cancel(lookup->start_timer);
+	clock_timer_cancel(lookup->timeout_timer);
+	if (lookup->prev != NULL)
+		lookup->prev->next = lookup->next;
+	else
+		resolver->lookups = lookup->next;
+	if (lookup->next != NULL)
+		lookup->next->prev = lookup->prev;
+	lookup->prev = lookup->next = NULL;
+}
+
+/* Hands the result to the callback; the lookup may be freed after. */
+static void
+dns_lookup_finish(struct dns_lookup *lookup)
+{
+	struct dns_result *result = lookup->result;
+
+	dns_lookup_detach(lookup);
+	lookup->result = NULL;
+	lookup->cb(lookup->arg, result);
+	dns_lookup_release(lookup);
+}
+
+static void
+dns_lookup_fail(struct dns_lookup *lookup, enum dns_status status,
+    char *error)
+{
+	free(lookup->result->error);
+	lookup->result->status = status;
+	lookup->result->error = error;
+	dns_lookup_finish(lookup);
+}
+
+static void dns_query_cb(void *arg, int status, int timeouts,
+    unsigned char *answer, int len);
+
+static void
+dns_query_start(struct dns_lookup *lookup, size_t host, int family)
+{
+	struct dns_query *q = xcalloc(1, sizeof(*q));
+	const char *name = lookup->result->domain;
+	int type = 15;		/* MX */
+
+	if (family == AF_INET) {
+		name = lookup->result->hosts[host].name;
+		type = 1;	/* A */
+	} else if (family == AF_INET6) {
+		name = lookup->result->hosts[host].name;
+		type = 28;	/* AAAA */
+	}
+
+	q->lookup = lookup;
+	q->host = host;
+	q->family = family;
+	lookup->outstanding++;
+	/* c-ares may call dns_query_cb before ares_query returns. */
+	ares_query(lookup->resolver->channel, name, 1 /* C_IN */, type,
+	    dns_query_cb, q);
+}
+
+/* Starts the A and AAAA queries of every host. */
+static void
+dns_lookup_resolve_hosts(struct dns_lookup *lookup)
+{
+	const struct dns_options *options = &lookup->resolver->options;
+	size_t count = lookup->result->host_count;
+
+	/* Holds the lookup alive while queries that fail at once call
+	 * back inside dns_query_start(). */
+	lookup->outstanding++;
+	for (size_t i = 0; i < count && !lookup->finished; i++) {
+		if (options->want_ipv4)
+			dns_query_start(lookup, i, AF_INET);
+		if (options->want_ipv6 && !lookup->finished)
+			dns_query_start(lookup, i, AF_INET6);
+	}
+	lookup->outstanding--;
+	if (lookup->finished) {
+		dns_lookup_release(lookup);
+		return;
+	}
+	if (lookup->outstanding == 0) {
+		dns_result_settle(lookup->result);
+		dns_lookup_finish(lookup);
+	}
+}
+
+static void
+dns_mx_answer(struct dns_lookup *lookup, int ares_status,
+    const unsigned char *answer, int len)
+{
+	struct dns_result *result = lookup->result;
+	enum dns_status status = dns_status_from_ares(ares_status);
+	char *error = NULL;
+
+	if (status == DNS_OK)
+		status = dns_mx_answer_parse(answer, len, &result->hosts,
+		    &result->host_count, &error);
+	switch (status) {
+	case DNS_OK:
+		if (lookup->resolver->options.shuffle_equal_mx)
+			dns_hosts_shuffle_equal(result->hosts,
+			    result->host_count, arc4random_uniform);
+		break;
+	case DNS_NO_DATA:
+		/* RFC 5321 section 5.1: no MX, so the domain is its own
+		 * mail host. */
+		result->implicit_mx = true;
+		result->hosts = xcalloc(1, sizeof(*result->hosts));
+		result->hosts[0].name = dns_name_copy(result->domain);
+		result->hosts[0].status = DNS_NO_DATA;
+		result->host_count = 1;
+		break;
+	case DNS_NOT_FOUND:
+		dns_lookup_fail(lookup, status,
+		    xasprintf("domain %s does not exist", result->domain));
+		return;
+	case DNS_NO_MAIL:
+		dns_lookup_fail(lookup, status, xasprintf("domain %s accepts "
+		    "no mail (null MX record)", result->domain));
+		return;
+	case DNS_TEMPFAIL:
+		dns_lookup_fail(lookup, status, error != NULL ? error :
+		    xasprintf("MX lookup for %s failed: %s", result->domain,
+		    ares_strerror(ares_status)));
+		return;
+	}
+	dns_lookup_resolve_hosts(lookup);
+}
+
+static void
+dns_address_answer(struct dns_lookup *lookup, size_t index, int family,
+    int ares_status, const unsigned char *answer, int len)
+{
+	struct dns_host *host = &lookup->result->hosts[index];
+	enum dns_status status = dns_status_from_ares(ares_status);
+	char *error = NULL;
+
+	if (status == DNS_OK &&
+	    dns_address_answer_add(host, family, answer, len, &error) != 0) {
+		free(error);
+		status = DNS_TEMPFAIL;
+	}
+	dns_host_merge_status(host, status);
+}
+
+static void
+dns_query_cb(void *arg, int status, int timeouts, unsigned char *answer,
+    int len)
+{
+	struct dns_query *q = arg;
+	struct dns_lookup *lookup = q->lookup;
+
+	(void)timeouts;
+	lookup->outstanding--;
+	if (lookup->finished || status == ARES_EDESTRUCTION ||
+	    status == ARES_ECANCELLED) {
+		free(q);
+		dns_lookup_release(lookup);
+		return;
+	}
+	if (q->family == 0) {
+		free(q);
+		dns_mx_answer(lookup, status, answer, len);
+		return;
+	}
+	dns_address_answer(lookup, q->host, q->family, status, answer, len);
+	free(q);
+	if (lookup->outstanding == 0) {
+		dns_result_settle(lookup->result);
+		dns_lookup_finish(lookup);
+	}
+}
+
+static void
+dns_lookup_timeout_cb(void *arg)
+{
+	struct dns_lookup *lookup = arg;
+	uint64_t usec = lookup->resolver->options.lookup_timeout_usec;
+
+	dns_lookup_fail(lookup, DNS_TEMPFAIL, xasprintf("DNS lookup for %s "
+	    "timed out after %llu.%03llu s", lookup->result->domain,
+	    (unsigned long long)(usec / 1000000),
+	    (unsigned long long)(usec % 1000000 / 1000)));
+}
+
+/* Starts the first queries, from the loop: c-ares calls back inside
+ * ares_query() when a query fails at once, and the callback of a lookup
+ * must not run before dns_lookup_mx() or dns_lookup_host() returns. */
+static void
+dns_lookup_start_cb(void *arg)
+{
+	struct dns_lookup *lookup = arg;
+	struct dns_resolver *resolver = lookup->resolver;
+
+	clock_timer_arm(lookup->timeout_timer,
+	    resolver->options.lookup_timeout_usec);
+	if (lookup->mx) {
+		lookup->outstanding++;
+		dns_query_start(lookup, 0, 0);
+		lookup->outstanding--;
+		dns_lookup_release(lookup);
+	} else {
+		dns_lookup_resolve_hosts(lookup);
+	}
+	/* The lookup may be gone here. */
+	dns_update_timer(resolver);
+}
+
+static struct dns_lookup *
+dns_lookup_start(struct dns_resolver *resolver, const char *name,
+    bool mx, dns_result_cb cb, void *arg, char **error)
+{
+	struct dns_lookup *lookup;
+	struct dns_result *result;
+
+	if (dns_name_check(name) != 0) {
+		*error = xasprintf("\"%.*s\" is not a valid domain name",
+		    DNS_NAME_MAX + 1, name);
+		return NULL;
+	}
+	result = xcalloc(1, sizeof(*result));
+	result->domain = dns_name_copy(name);
+	result->status = DNS_TEMPFAIL;
+	if (!mx) {
+		result->hosts = xcalloc(1, sizeof(*result->hosts));
+		result->hosts[0].name = dns_name_copy(name);
+		result->hosts[0].status = DNS_NO_DATA;
+		result->host_count = 1;
+	}
+
+	lookup = xcalloc(1, sizeof(*lookup));
+	lookup->resolver = resolver;
+	lookup->result = result;
+	lookup->cb = cb;
+	lookup->arg = arg;
+	lookup->mx = mx;
+	lookup->start_timer = clock_timer_new(resolver->base,
+	    dns_lookup_start_cb, lookup);
+	lookup->timeout_timer = clock_timer_new(resolver->base,
+	    dns_lookup_timeout_cb, lookup);
+	lookup->next = resolver->lookups;
+	if (resolver->lookups != NULL)
+		resolver->lookups->prev = lookup;
+	resolver->lookups = lookup;
+	clock_timer_arm(lookup->start_timer, 0);
+	return lookup;
+}
+
+struct dns_lookup *
+dns_lookup_mx(struct dns_resolver *resolver, const char *domain,
+    dns_result_cb cb, void *arg, char **error)
+{
+	return dns_lookup_start(resolver, domain, true, cb, arg, error);
+}
+
+struct dns_lookup *
+dns_lookup_host(struct dns_resolver *resolver, const char *name,
+    dns_result_cb cb, void *arg, char **error)
+{
+	return dns_lookup_start(resolver, name, false, cb, arg, error);
+}
+
+void
+dns_lookup_cancel(struct dns_lookup *lookup)
+{
+	dns_lookup_detach(lookup);
+	dns_lookup_release(lookup);
+}
