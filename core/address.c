@@ -1,0 +1,294 @@
+/*
+ * address.c - parsing of MAIL FROM and RCPT TO arguments (see address.h).
+ */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "address.h"
+
+/* RFC 5322 3.2.3 atext: printable ASCII except specials. */
+static bool
+address_is_atext(unsigned char c)
+{
+	return isalnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c));
+}
+
+/* RFC 5321 4.1.2 qtextSMTP: bytes allowed unescaped in a quoted string. */
+static bool
+address_is_qtext(unsigned char c)
+{
+	return c >= 32 && c <= 126 && c != '"' && c != '\\';
+}
+
+bool
+address_domain_valid(const char *domain, size_t len)
+{
+	size_t label = 0;
+
+	if (len == 0 || len > ADDRESS_DOMAIN_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)domain[i];
+
+		if (c == '.') {
+			/* Labels are non-empty and do not end with a hyphen. */
+			if (label == 0 || domain[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum(c) && c != '-')
+			return false;
+		if (label == 0 && c == '-')
+			return false;
+		if (++label > ADDRESS_LABEL_MAX)
+			return false;
+	}
+	return label > 0 && domain[len - 1] != '-';
+}
+
+/* Length of the quoted string at p (which starts with '"'), quotes
+ * included, or 0 if it is not closed or contains a forbidden byte. */
+static size_t
+address_quoted_len(const char *p)
+{
+	size_t i = 1;
+
+	for (;;) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '"')
+			return i + 1;
+		if (c == '\\') {
+			unsigned char next = (unsigned char)p[i + 1];
+
+			if (next < 32 || next > 126)
+				return 0;
+			i += 2;
+		} else if (address_is_qtext(c)) {
+			i++;
+		} else {
+			return 0;
+		}
+	}
+}
+
+/* Copies the argument's address text (for an error reply) into out,
+ * cut at the end of the path and to the buffer, with anything outside
+ * printable ASCII replaced by '?'. */
+static void
+address_copy_for_error(const char *start, bool bracketed,
+    struct address_path *out)
+{
+	size_t n = 0;
+
+	for (const char *p = start; *p != '\0' && n < ADDRESS_MAX; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (bracketed ? c == '>' : (c == ' ' || c == '\t'))
+			break;
+		out->address[n++] = c >= 32 && c <= 126 ? (char)c : '?';
+	}
+	out->address[n] = '\0';
+}
+
+static int
+address_fail(const char *start, bool bracketed, struct address_path *out,
+    const char **error, const char *text)
+{
+	address_copy_for_error(start, bracketed, out);
+	out->domain = 0;
+	out->params = NULL;
+	*error = text;
+	return -1;
+}
+
+/* Skips a source route "@a,@b:" at p. Returns the position after the
+ * colon, or NULL when the route is malformed. */
+static const char *
+address_skip_route(const char *p)
+{
+	while (*p == '@') {
+		const char *start = ++p;
+
+		while (isalnum((unsigned char)*p) || *p == '-' || *p == '.')
+			p++;
+		if (!address_domain_valid(start, (size_t)(p - start)))
+			return NULL;
+		if (*p == ',')
+			p++;
+		else if (*p == ':')
+			return p + 1;
+		else
+			return NULL;
+	}
+	return NULL;
+}
+
+int
+address_parse_path(const char *arg, enum address_role role,
+    struct address_path *out, const char **error)
+{
+	const char *p = arg, *start, *local_end, *domain = NULL;
+	bool bracketed = false, routed = false;
+	size_t len, local_len;
+
+	memset(out, 0, sizeof(*out));
+	while (*p == ' ' || *p == '\t')
+		p++;
+	start = p;
+	if (*p == '<') {
+		bracketed = true;
+		start = ++p;
+		if (*p == '@') {
+			const char *colon = strchr(p, ':');
+			const char *close = strchr(p, '>');
+
+			/* "<@domain>" is an address without its local part,
+			 * not a source route. */
+			if (colon == NULL || (close != NULL && close < colon))
+				return address_fail(start, true, out, error,
+				    "no local part");
+			if ((p = address_skip_route(p)) == NULL)
+				return address_fail(start, true, out, error,
+				    "malformed source route");
+			start = p;
+			routed = true;
+		}
+	}
+
+	/* The null path: only a sender may be empty, and "<@a:>" is not
+	 * one. */
+	if (bracketed && *p == '>') {
+		if (role != ADDRESS_SENDER || routed)
+			return address_fail(start, true, out, error, "empty address");
+		p++;
+		goto params;
+	}
+
+	/* Local part: a quoted string or a dot-string. */
+	if (*p == '"') {
+		if ((len = address_quoted_len(p)) == 0)
+			return address_fail(start, bracketed, out, error,
+			    "malformed quoted local part");
+		p += len;
+	} else {
+		while (address_is_atext((unsigned char)*p) || *p == '.')
+			p++;
+	}
+	local_end = p;
+	local_len = (size_t)(local_end - start);
+
+	if (*p == '@') {
+		if (local_len == 0)
+			return address_fail(start, bracketed, out, error,
+			    "no local part");
+		domain = ++p;
+		if (*p == '[')
+			return address_fail(start, bracketed, out, error,
+			    "domain literals not allowed");
+		while (isalnum((unsigned char)*p) || *p == '-' || *p == '.')
+			p++;
+	}
+
+	/* The path must end here. */
+	if (bracketed ? *p != '>' : (*p != '\0' && *p != ' ' && *p != '\t')) {
+		if (domain != NULL)
+			return address_fail(start, bracketed, out, error,
+			    "domain missing or malformed");
+		return address_fail(start, bracketed, out, error,
+		    "malformed address");
+	}
+	len = (size_t)(p - start);
+	if (len > ADDRESS_MAX)
+		return address_fail(start, bracketed, out, error,
+		    "address too long");
+	if (domain == NULL) {
+		if (local_len == 0)
+			return address_fail(start, bracketed, out, error,
+			    "empty address");
+		/* RFC 5321 4.5.1: <postmaster> without a domain is a valid
+		 * recipient. */
+		if (role == ADDRESS_RECIPIENT && local_len == 10 &&
+		    strncasecmp(start, "postmaster", 10) == 0) {
+			memcpy(out->address, start, len);
+			out->address[len] = '\0';
+			if (bracketed)
+				p++;
+			goto params;
+		}
+		return address_fail(start, bracketed, out, error,
+		    role == ADDRESS_SENDER ?
+		    "sender address must contain a domain" :
+		    "recipient address must contain a domain");
+	}
+	if (!address_domain_valid(domain, (size_t)(p - domain)))
+		return address_fail(start, bracketed, out, error,
+		    "domain missing or malformed");
+
+	memcpy(out->address, start, len);
+	out->address[len] = '\0';
+	out->domain = (size_t)(domain - start);
+	if (bracketed)
+		p++;
+
+params:
+	/* Parameters are separated from the path by a space; "<a@b>x" is
+	 * not a path followed by a parameter. */
+	if (*p != '\0' && *p != ' ' && *p != '\t')
+		return address_fail(start, bracketed, out, error,
+		    "malformed address");
+	while (*p == ' ' || *p == '\t')
+		p++;
+	out->params = p;
+	return 0;
+}
+
+const char *
+address_domain(const struct address_path *path)
+{
+	return path->domain == 0 ? "" : path->address + path->domain;
+}
+
+int
+address_param_next(const char **params,
+    char keyword[ADDRESS_PARAM_KEYWORD_MAX + 1],
+    char value[ADDRESS_PARAM_VALUE_MAX + 1])
+{
+	const char *p = *params;
+	size_t n = 0;
+
+	if (*p == '\0')
+		return 0;
+
+	/* esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-") */
+	if (!isalnum((unsigned char)*p))
+		return -1;
+	while (isalnum((unsigned char)*p) || *p == '-') {
+		if (n == ADDRESS_PARAM_KEYWORD_MAX)
+			return -1;
+		keyword[n++] = *p++;
+	}
+	keyword[n] = '\0';
+
+	/* esmtp-value = 1*(%d33-60 / %d62-126): printable, no '=' or space */
+	n = 0;
+	if (*p == '=') {
+		p++;
+		while (*p > 32 && *p < 127 && *p != '=') {
+			if (n == ADDRESS_PARAM_VALUE_MAX)
+				return -1;
+			value[n++] = *p++;
+		}
+		if (n == 0)
+			return -1;
+	}
+	value[n] = '\0';
+	if (*p != '\0' && *p != ' ' && *p != '\t')
+		return -1;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	*params = p;
+	return 1;
+}

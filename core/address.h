@@ -1,0 +1,81 @@
+/*
+ * address.h - the arguments of MAIL FROM and RCPT TO (RFC 5321 4.1.2):
+ * a reverse- or forward-path, then ESMTP parameters.
+ *
+ * Accepted: "<local@domain>", the null path "<>" (MAIL only),
+ * "<postmaster>" without a domain (RCPT only), and a source route
+ * "<@a,@b:local@domain>", whose route is dropped (RFC 5321 appendix C).
+ * As Exim 4.96 does, spaces between the colon and the path and an
+ * address without angle brackets are accepted too. The local part is
+ * a dot-string of atext or a quoted string, and the domain is a
+ * dot-separated list of letter-digit-hyphen labels.
+ * Domain literals ("[192.0.2.1]") are rejected, as with Exim's default
+ * allow_domain_literals = false, and so is every byte outside printable
+ * ASCII (SMTPUTF8 is not offered).
+ *
+ * Nothing here allocates: results go into caller buffers and error
+ * texts are static strings.
+ */
+#ifndef SLUICE_ADDRESS_H
+#define SLUICE_ADDRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* RFC 5321 4.5.3.1: a path is at most 256 octets with its angle
+ * brackets, so an address at most 254; a domain at most 255 and each of
+ * its labels 63. The 64-octet local part limit is not enforced, since
+ * long VERP local parts are common and Exim accepts them. */
+#define ADDRESS_MAX		254
+#define ADDRESS_DOMAIN_MAX	255
+#define ADDRESS_LABEL_MAX	63
+#define ADDRESS_SIZE		(ADDRESS_MAX + 1)
+
+/* ESMTP parameter parts (RFC 5321 4.1.2 esmtp-keyword, esmtp-value). */
+#define ADDRESS_PARAM_KEYWORD_MAX	32
+#define ADDRESS_PARAM_VALUE_MAX		256
+
+enum address_role {
+	ADDRESS_SENDER,		/* MAIL FROM: the null path is allowed */
+	ADDRESS_RECIPIENT,	/* RCPT TO: "<postmaster>" is allowed */
+};
+
+struct address_path {
+	/* "local@domain" as received (quotes kept), "" for the null path,
+	 * or "postmaster" for a bare <postmaster>. */
+	char address[ADDRESS_SIZE];
+	/* Offset of the domain in address, or 0 when there is none. */
+	size_t domain;
+	/* ESMTP parameters after the path, leading spaces skipped; points
+	 * into the parsed argument. */
+	const char *params;
+};
+
+/*
+ * Parses the argument after "MAIL FROM:" or "RCPT TO:" (a NUL-terminated
+ * string). Returns 0 with *out filled, or -1 with *error set to a static
+ * text that follows "<address>: " in a 501 reply (Exim's wording, e.g.
+ * "domain missing or malformed"); the address part of that reply is in
+ * out->address, cut to fit.
+ */
+int address_parse_path(const char *arg, enum address_role role,
+    struct address_path *out, const char **error);
+
+/* Domain of a parsed path, or "" when it has none. */
+const char *address_domain(const struct address_path *path);
+
+/*
+ * Takes the next "KEYWORD[=VALUE]" from *params and advances *params
+ * past it and the spaces after it. Returns 1 with keyword and value
+ * (value "" when absent) copied, 0 at the end, or -1 when the next item
+ * is malformed or too long, with *params unchanged.
+ */
+int address_param_next(const char **params,
+    char keyword[ADDRESS_PARAM_KEYWORD_MAX + 1],
+    char value[ADDRESS_PARAM_VALUE_MAX + 1]);
+
+/* True if domain[0..len) is a syntactically valid domain name (labels of
+ * letters, digits and inner hyphens, within the length limits). */
+bool address_domain_valid(const char *domain, size_t len);
+
+#endif

@@ -1,0 +1,566 @@
+/*
+ * smtp_command.c - the SMTP commands: one table that names, for each
+ * verb, the states it is allowed in, a check function and a proceed
+ * function.
+ *
+ * A check function validates the command, sends the error reply itself
+ * and returns false; it changes no session state. Only proceed
+ * functions change the session. Reply texts follow Exim 4.96 where
+ * scripts may match them.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "address.h"
+#include "log.h"
+#include "log_line.h"
+#include "match.h"
+#include "smtp_server_private.h"
+#include "util.h"
+
+/* Parsed arguments, passed from a check function to its proceed
+ * function. */
+struct smtp_command_args {
+	struct address_path path;
+	uint64_t size;			/* MAIL SIZE=, 0 if absent */
+};
+
+struct smtp_command {
+	const char *verb;		/* matched without case */
+	bool verb_is_prefix;		/* "MAIL FROM:": the argument follows */
+	unsigned states;		/* SMTP_STATE_BIT()s it is allowed in */
+	/* Returns the reply for the command outside those states. */
+	const char *(*sequence_reply)(const struct smtp_session *s);
+	bool (*check)(struct smtp_session *s, const char *arg,
+	    struct smtp_command_args *args);
+	void (*proceed)(struct smtp_session *s, const char *arg,
+	    struct smtp_command_args *args);
+};
+
+#define STATES_COMMAND	(SMTP_STATE_BIT(SMTP_STATE_CONNECTED) | \
+	SMTP_STATE_BIT(SMTP_STATE_READY) | SMTP_STATE_BIT(SMTP_STATE_MAIL) | \
+	SMTP_STATE_BIT(SMTP_STATE_RCPT))
+
+/* RFC 1870: SIZE lets MAIL grow by 26 octets; RFC 6152 adds
+ * " BODY=8BITMIME" (14). */
+#define SMTP_COMMAND_SIZE_EXTRA		26
+#define SMTP_COMMAND_BODY_EXTRA		14
+
+size_t
+smtp_command_line_max(const struct smtp_session *s)
+{
+	if (!s->esmtp)
+		return SMTP_LINE_MAX;
+	return SMTP_LINE_MAX + SMTP_COMMAND_SIZE_EXTRA + SMTP_COMMAND_BODY_EXTRA;
+}
+
+/* Replies for commands given out of sequence. */
+
+static const char *
+smtp_command_mail_sequence(const struct smtp_session *s)
+{
+	if (s->state == SMTP_STATE_CONNECTED)
+		return "503 HELO or EHLO required";
+	return "503 sender already given";
+}
+
+static const char *
+smtp_command_rcpt_sequence(const struct smtp_session *s)
+{
+	return "503 sender not yet given";
+}
+
+static const char *
+smtp_command_data_sequence(const struct smtp_session *s)
+{
+	return "503 valid RCPT command must precede DATA";
+}
+
+/* HELO and EHLO */
+
+/* Exim's default check: a domain-like name (letters, digits, '.', '-')
+ * or an address literal in brackets. */
+static bool
+smtp_command_helo_valid(const char *arg)
+{
+	size_t len = strlen(arg);
+
+	if (len == 0 || len > SMTP_SERVER_HELO_MAX)
+		return false;
+	if (arg[0] == '[')
+		return len > 2 && arg[len - 1] == ']' &&
+		    strspn(arg + 1, "0123456789abcdefABCDEF.:") == len - 2;
+	return strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789.-") == len;
+}
+
+static bool
+smtp_command_check_helo(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args, const char *verb)
+{
+	char text[SMTP_SERVER_HELO_MAX * 4 + 64];
+
+	if (smtp_command_helo_valid(arg))
+		return true;
+	log_line_escape(text, sizeof(text), arg[0] != '\0' ? arg :
+	    "(no argument given)", SMTP_SERVER_HELO_MAX, LOG_ESCAPE_TEXT);
+	log_write(LOG_MAIN | LOG_REJECT, NULL, "rejected %s from [%s]: "
+	    "syntactically invalid argument(s): %s", verb, s->peer_ip, text);
+	smtp_server_error(s, SMTP_ERROR_SYNTAX,
+	    "501 Syntactically invalid HELO argument(s)");
+	return false;
+}
+
+static bool
+smtp_command_check_helo_cmd(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	return smtp_command_check_helo(s, arg, args, "HELO");
+}
+
+static bool
+smtp_command_check_ehlo_cmd(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	return smtp_command_check_helo(s, arg, args, "EHLO");
+}
+
+/* HELO and EHLO end any transaction (RFC 5321 4.1.4). */
+static void
+smtp_command_greet(struct smtp_session *s, const char *arg, bool esmtp)
+{
+	smtp_server_tx_free(s);
+	strlcpy_s(s->helo, arg, sizeof(s->helo));
+	s->esmtp = esmtp;
+	smtp_server_enter_state(s, SMTP_STATE_READY);
+}
+
+static void
+smtp_command_proceed_helo(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	smtp_command_greet(s, arg, false);
+	smtp_server_replyf(s, "250 %s Hello %s [%s]",
+	    smtp_server.config->primary_hostname, s->helo, s->peer_ip);
+}
+
+/* Keywords in Exim's order of emission, HELP last. */
+static void
+smtp_command_proceed_ehlo(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	int64_t limit = smtp_server.config->message_size_limit;
+	char size[32] = "";
+
+	smtp_command_greet(s, arg, true);
+	if (limit > 0)
+		snprintf(size, sizeof(size), " %lld", (long long)limit);
+	smtp_server_replyf(s, "250-%s Hello %s [%s]\r\n"
+	    "250-SIZE%s\r\n"
+	    "250-8BITMIME\r\n"
+	    "250-PIPELINING\r\n"
+	    "250 HELP",
+	    smtp_server.config->primary_hostname, s->helo, s->peer_ip, size);
+}
+
+/* MAIL FROM */
+
+static bool
+smtp_command_check_mail(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	char keyword[ADDRESS_PARAM_KEYWORD_MAX + 1];
+	char value[ADDRESS_PARAM_VALUE_MAX + 1];
+	char reply[ADDRESS_SIZE + 64];
+	const char *error, *params;
+	unsigned long long size;
+	int64_t limit = smtp_server.config->message_size_limit;
+	int rc;
+
+	if (address_parse_path(arg, ADDRESS_SENDER, &args->path, &error) < 0) {
+		snprintf(reply, sizeof(reply), "501 <%s>: %s",
+		    args->path.address, error);
+		smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
+		return false;
+	}
+
+	params = args->path.params;
+	while ((rc = address_param_next(&params, keyword, value)) == 1) {
+		if (s->esmtp && strcasecmp(keyword, "SIZE") == 0) {
+			/* RFC 1870: the size is a decimal number of octets. */
+			if (parse_uint(value, UINT64_MAX, &size) < 0) {
+				smtp_server_error(s, SMTP_ERROR_SYNTAX,
+				    "501 SIZE requires a decimal number of octets");
+				return false;
+			}
+			args->size = size;
+		} else if (s->esmtp && strcasecmp(keyword, "BODY") == 0) {
+			if (strcasecmp(value, "7BIT") != 0 &&
+			    strcasecmp(value, "8BITMIME") != 0) {
+				smtp_server_error(s, SMTP_ERROR_SYNTAX,
+				    "501 BODY must be 7BIT or 8BITMIME");
+				return false;
+			}
+		} else {
+			snprintf(reply, sizeof(reply), "555 %s: parameter not "
+			    "recognized", keyword);
+			smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
+			return false;
+		}
+	}
+	if (rc < 0) {
+		smtp_server_error(s, SMTP_ERROR_SYNTAX,
+		    "501 malformed parameter after the address");
+		return false;
+	}
+
+	if (limit > 0 && args->size > (uint64_t)limit) {
+		struct log_reject reject = { .stage = "MAIL",
+		    .address = args->path.address };
+		char reason[128];
+
+		smtp_server_log_host(s, &reject.host);
+		snprintf(reason, sizeof(reason), "message too big: size=%llu "
+		    "max=%lld", (unsigned long long)args->size, (long long)limit);
+		reject.reason = reason;
+		log_line_reject(NULL, &reject);
+		smtp_server_reply(s, "552 Message size exceeds maximum permitted");
+		return false;
+	}
+	return true;
+}
+
+static void
+smtp_command_proceed_mail(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	struct smtp_tx *tx = xcalloc(1, sizeof(*tx));
+
+	strlcpy_s(tx->sender, args->path.address, sizeof(tx->sender));
+	tx->declared_size = args->size;
+	s->tx = tx;
+	smtp_server_enter_state(s, SMTP_STATE_MAIL);
+	smtp_server_reply(s, "250 OK");
+}
+
+/* RCPT TO */
+
+/*
+ * Decides whether the recipient's domain may be accepted from this
+ * client. Returns 1 yes, 0 no, -1 when a list could not be matched
+ * (logged, and the caller replies 451).
+ */
+static int
+smtp_command_relay_allowed(struct smtp_session *s, const char *domain)
+{
+	const struct config *c = smtp_server.config;
+	char *error = NULL;
+	int rc;
+
+	/* NOTE: there is no local delivery yet, so local_domains
+	 * recipients are accepted and queued exactly like relayed ones. */
+	if ((rc = match_named_domainlist(c, "local_domains", domain,
+	    &error)) == 0)
+		rc = match_named_domainlist(c, "relay_to_domains", domain,
+		    &error);
+	if (rc == 0)
+		rc = match_named_hostlist(c, "relay_from_hosts",
+		    (const struct sockaddr *)&s->peer, &error);
+	if (rc < 0) {
+		log_write(LOG_MAIN | LOG_PANIC, NULL, "relay check failed: %s",
+		    error);
+		free(error);
+	}
+	return rc;
+}
+
+static bool
+smtp_command_check_rcpt(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	char keyword[ADDRESS_PARAM_KEYWORD_MAX + 1];
+	char value[ADDRESS_PARAM_VALUE_MAX + 1];
+	char reply[ADDRESS_SIZE + 64];
+	const char *error, *params;
+	int rc;
+
+	if (address_parse_path(arg, ADDRESS_RECIPIENT, &args->path,
+	    &error) < 0) {
+		snprintf(reply, sizeof(reply), "501 <%s>: %s",
+		    args->path.address, error);
+		smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
+		return false;
+	}
+	params = args->path.params;
+	if ((rc = address_param_next(&params, keyword, value)) != 0) {
+		if (rc > 0)
+			snprintf(reply, sizeof(reply), "555 %s: parameter not "
+			    "recognized", keyword);
+		else
+			snprintf(reply, sizeof(reply),
+			    "501 malformed parameter after the address");
+		smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
+		return false;
+	}
+	if (s->tx->recipient_count >= SMTP_SERVER_RECIPIENTS_MAX) {
+		smtp_server_reply(s, "452 too many recipients");
+		return false;
+	}
+
+	/* RFC 5321 4.5.1: <postmaster> is always accepted. */
+	if (args->path.domain == 0)
+		return true;
+
+	rc = smtp_command_relay_allowed(s, address_domain(&args->path));
+	if (rc < 0) {
+		smtp_server_reply(s, "451 Temporary local problem - please try "
+		    "later");
+		return false;
+	}
+	if (rc == 0) {
+		struct log_reject reject = { .sender = s->tx->sender,
+		    .stage = "RCPT", .address = args->path.address,
+		    .reason = "relay not permitted" };
+
+		smtp_server_log_host(s, &reject.host);
+		log_line_reject(NULL, &reject);
+		smtp_server.stats.recipients_rejected++;
+		smtp_server_reply(s, "550 relay not permitted");
+		return false;
+	}
+	return true;
+}
+
+static void
+smtp_command_proceed_rcpt(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	struct smtp_tx *tx = s->tx;
+	const struct config *c = smtp_server.config;
+	char *address;
+
+	/* A bare <postmaster> means this host's postmaster. */
+	if (args->path.domain == 0)
+		address = xasprintf("postmaster@%s",
+		    c->qualify_recipient != NULL && c->qualify_recipient[0] ?
+		    c->qualify_recipient : c->qualify_domain != NULL &&
+		    c->qualify_domain[0] ? c->qualify_domain :
+		    c->primary_hostname);
+	else
+		address = xstrdup(args->path.address);
+
+	if (tx->recipient_count == tx->recipient_alloc) {
+		tx->recipient_alloc = tx->recipient_alloc == 0 ? 8 :
+		    tx->recipient_alloc * 2;
+		tx->recipients = xreallocarray(tx->recipients,
+		    tx->recipient_alloc, sizeof(*tx->recipients));
+	}
+	tx->recipients[tx->recipient_count++] = address;
+	smtp_server_enter_state(s, SMTP_STATE_RCPT);
+	smtp_server_reply(s, "250 Accepted");
+}
+
+/* Commands without arguments. */
+
+static bool
+smtp_command_check_no_arg(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	if (arg[0] == '\0')
+		return true;
+	smtp_server_error(s, SMTP_ERROR_SYNTAX, "501 unexpected argument data");
+	return false;
+}
+
+static bool
+smtp_command_check_data(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	if (!smtp_command_check_no_arg(s, arg, args))
+		return false;
+	if (s->messages >= SMTP_SERVER_MESSAGES_MAX) {
+		smtp_server_reply_and_close(s, "421 too many messages in this "
+		    "connection");
+		return false;
+	}
+	return true;
+}
+
+static void
+smtp_command_proceed_data(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	if (smtp_message_begin(s) == 0)
+		smtp_server_reply(s, "354 Enter message, ending with \".\" on a "
+		    "line by itself");
+}
+
+static void
+smtp_command_proceed_rset(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	smtp_server_tx_free(s);
+	smtp_server_enter_state(s, s->helo[0] != '\0' ? SMTP_STATE_READY :
+	    SMTP_STATE_CONNECTED);
+	smtp_server_reply(s, "250 Reset OK");
+}
+
+static void
+smtp_command_proceed_noop(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	smtp_server_reply(s, "250 OK");
+}
+
+static void
+smtp_command_proceed_quit(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	char reply[SMTP_LINE_MAX];
+
+	snprintf(reply, sizeof(reply), "221 %s closing connection",
+	    smtp_server.config->primary_hostname);
+	smtp_server_reply_and_close(s, reply);
+}
+
+/* VRFY is refused as Exim refuses it without acl_smtp_vrfy: 252, so
+ * the client may still try to deliver (RFC 5321 3.5.3). */
+static bool
+smtp_command_check_vrfy(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	if (arg[0] != '\0')
+		return true;
+	smtp_server_error(s, SMTP_ERROR_SYNTAX, "501 empty address");
+	return false;
+}
+
+static void
+smtp_command_proceed_vrfy(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	struct log_reject reject = { 0 };
+	char stage[ADDRESS_SIZE + 8];
+
+	snprintf(stage, sizeof(stage), "VRFY %.*s", ADDRESS_MAX, arg);
+	smtp_server_log_host(s, &reject.host);
+	reject.stage = stage;
+	log_line_reject(NULL, &reject);
+	smtp_server_reply(s, "252 Administrative prohibition");
+}
+
+static void
+smtp_command_proceed_help(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	smtp_server_reply(s, "214-Commands supported:\r\n"
+	    "214 HELO EHLO MAIL RCPT DATA NOOP QUIT RSET HELP");
+}
+
+static const struct smtp_command smtp_commands[] = {
+	{ "HELO", false, STATES_COMMAND, NULL,
+	    smtp_command_check_helo_cmd, smtp_command_proceed_helo },
+	{ "EHLO", false, STATES_COMMAND, NULL,
+	    smtp_command_check_ehlo_cmd, smtp_command_proceed_ehlo },
+	{ "MAIL FROM:", true, SMTP_STATE_BIT(SMTP_STATE_READY),
+	    smtp_command_mail_sequence,
+	    smtp_command_check_mail, smtp_command_proceed_mail },
+	{ "RCPT TO:", true, SMTP_STATE_BIT(SMTP_STATE_MAIL) |
+	    SMTP_STATE_BIT(SMTP_STATE_RCPT), smtp_command_rcpt_sequence,
+	    smtp_command_check_rcpt, smtp_command_proceed_rcpt },
+	{ "DATA", false, SMTP_STATE_BIT(SMTP_STATE_RCPT),
+	    smtp_command_data_sequence,
+	    smtp_command_check_data, smtp_command_proceed_data },
+	{ "RSET", false, STATES_COMMAND, NULL,
+	    smtp_command_check_no_arg, smtp_command_proceed_rset },
+	{ "NOOP", false, STATES_COMMAND, NULL,
+	    NULL, smtp_command_proceed_noop },
+	{ "QUIT", false, STATES_COMMAND, NULL,
+	    smtp_command_check_no_arg, smtp_command_proceed_quit },
+	{ "VRFY", false, STATES_COMMAND, NULL,
+	    smtp_command_check_vrfy, smtp_command_proceed_vrfy },
+	{ "HELP", false, STATES_COMMAND, NULL,
+	    NULL, smtp_command_proceed_help },
+};
+
+/* Finds the command of line and sets *arg to its argument, leading
+ * spaces skipped. Returns NULL for an unknown command. */
+static const struct smtp_command *
+smtp_command_find(const char *line, const char **arg)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(smtp_commands); i++) {
+		const struct smtp_command *cmd = &smtp_commands[i];
+		size_t len = strlen(cmd->verb);
+		const char *p = line + len;
+
+		if (strncasecmp(line, cmd->verb, len) != 0)
+			continue;
+		if (!cmd->verb_is_prefix && *p != '\0' && *p != ' ')
+			continue;
+		if (!cmd->verb_is_prefix)
+			while (*p == ' ')
+				p++;
+		*arg = p;
+		return cmd;
+	}
+	return NULL;
+}
+
+/* True if line is the word verb, alone or followed by a space. */
+static bool
+smtp_command_is_word(const char *line, const char *verb)
+{
+	size_t len = strlen(verb);
+
+	return strncasecmp(line, verb, len) == 0 &&
+	    (line[len] == '\0' || line[len] == ' ');
+}
+
+void
+smtp_command_dispatch(struct smtp_session *s, const char *line)
+{
+	struct smtp_command_args args;
+	const struct smtp_command *cmd;
+	const char *arg = "";
+
+	if (smtp_server.shutting_down) {
+		char reply[SMTP_LINE_MAX];
+
+		snprintf(reply, sizeof(reply), "421 %s Service not available, "
+		    "closing transmission channel",
+		    smtp_server.config->primary_hostname);
+		smtp_server_reply_and_close(s, reply);
+		return;
+	}
+
+	if ((cmd = smtp_command_find(line, &arg)) == NULL) {
+		/* MAIL and RCPT without their FROM: and TO: are known
+		 * commands with a bad argument. */
+		if (smtp_command_is_word(line, "MAIL"))
+			smtp_server_error(s, SMTP_ERROR_SYNTAX,
+			    "501 syntax: MAIL FROM:<address>");
+		else if (smtp_command_is_word(line, "RCPT"))
+			smtp_server_error(s, SMTP_ERROR_SYNTAX,
+			    "501 syntax: RCPT TO:<address>");
+		else
+			smtp_server_error(s, SMTP_ERROR_UNKNOWN,
+			    "500 unrecognized command");
+		return;
+	}
+
+	if ((cmd->states & SMTP_STATE_BIT(s->state)) == 0) {
+		smtp_server_error(s, SMTP_ERROR_SYNTAX, cmd->sequence_reply(s));
+		return;
+	}
+
+	memset(&args, 0, sizeof(args));
+	if (cmd->check != NULL && !cmd->check(s, arg, &args))
+		return;
+	cmd->proceed(s, arg, &args);
+}

@@ -1,0 +1,185 @@
+/*
+ * smtp_server_private.h - the session and transaction structures and
+ * the functions shared by smtp_server.c (connections and input),
+ * smtp_command.c (the command table) and smtp_message.c (the message and
+ * its hand-over to the spool). Not for use elsewhere.
+ */
+#ifndef SLUICE_SMTP_SERVER_PRIVATE_H
+#define SLUICE_SMTP_SERVER_PRIVATE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "address.h"
+#include "config.h"
+#include "msgid.h"
+#include "smtp_reader.h"
+#include "smtp_server.h"
+#include "spool_header.h"
+#include "util.h"
+
+struct bufferevent;
+struct evbuffer;
+struct clock_timer;
+struct log_host;
+struct spool_data;
+
+/* Named bounds of a session. The error limits are Exim's defaults
+ * (smtp_max_synprot_errors, smtp_max_unknown_commands). The error after
+ * the last one allowed gets 421 and closes the session. */
+#define SMTP_SERVER_SYNTAX_ERRORS_MAX	3
+#define SMTP_SERVER_UNKNOWN_COMMANDS_MAX	3
+#define SMTP_SERVER_RECIPIENTS_MAX	50000	/* Exim's recipients_max */
+#define SMTP_SERVER_MESSAGES_MAX	1000	/* per connection, as Exim */
+#define SMTP_SERVER_HELO_MAX		255	/* a domain name */
+#define SMTP_SERVER_TIMEOUT_SEC		300	/* Exim's smtp_receive_timeout */
+#define SMTP_SERVER_SHUTDOWN_GRACE_SEC	60
+/* Unprocessed input held while a commit is in flight, and replies held
+ * for a client that does not read them; over either, reading stops. */
+#define SMTP_SERVER_INPUT_MAX		(64 * 1024)
+#define SMTP_SERVER_OUTPUT_MAX		(64 * 1024)
+
+/*
+ * Session states. Only smtp_server_enter_state() assigns them.
+ */
+enum smtp_state {
+	SMTP_STATE_CONNECTED,	/* greeted; no HELO or EHLO yet */
+	SMTP_STATE_READY,	/* HELO or EHLO given; no transaction */
+	SMTP_STATE_MAIL,	/* MAIL accepted; no recipient yet */
+	SMTP_STATE_RCPT,	/* at least one recipient accepted */
+	SMTP_STATE_DATA,	/* reading the message content */
+	SMTP_STATE_COMMIT,	/* content read; the spool is committing it */
+	SMTP_STATE_CLOSING,	/* sending the last reply, then closing */
+};
+
+#define SMTP_STATE_BIT(state)	(1u << (state))
+
+/* One mail transaction: from MAIL to the end of DATA, or to RSET. */
+struct smtp_tx {
+	char sender[ADDRESS_SIZE];	/* "" for the null sender */
+	char **recipients;		/* owned, as accepted */
+	size_t recipient_count;
+	size_t recipient_alloc;
+	uint64_t declared_size;		/* MAIL's SIZE=, 0 if none */
+
+	/* From DATA on. */
+	char id[MSGID_SIZE];
+	struct timeval received;	/* when DATA was accepted */
+	struct timeval completed;	/* when the final dot was read */
+	struct spool_data *data;	/* the -D file; NULL once committed */
+	char *write_error;		/* why writing the -D file failed */
+	struct smtp_data_reader reader;
+	struct spool_header header;	/* what the commit writes as -H */
+};
+
+struct smtp_session {
+	uint64_t serial;		/* for debugging and ordering */
+	struct bufferevent *bev;	/* NULL once the connection is closed */
+	struct clock_timer *timer;	/* idle timeout */
+	enum smtp_state state;
+	unsigned refs;			/* the connection, plus one per
+					 * callback that keeps the session */
+
+	char peer_ip[INET6_ADDRSTRLEN];
+	int peer_port;
+	struct sockaddr_storage peer;
+	char local_ip[INET6_ADDRSTRLEN];
+	int local_port;
+	struct timeval started;
+
+	char helo[SMTP_SERVER_HELO_MAX + 1];	/* "" until HELO/EHLO */
+	bool esmtp;			/* EHLO was used */
+	struct smtp_line_reader line_reader;
+	unsigned syntax_errors;
+	unsigned unknown_commands;
+	unsigned messages;		/* accepted in this connection */
+	bool output_blocked;		/* waiting for the client to read */
+	const char *command;		/* the line being handled, for logs;
+					 * borrowed while it is handled */
+
+	struct smtp_tx *tx;		/* NULL outside a transaction */
+	struct smtp_session *prev, *next;
+};
+
+/* Settings and counters shared by every session, set by
+ * smtp_server_init(). */
+struct smtp_server_globals {
+	const struct config *config;
+	struct spool_store *store;
+	bool shutting_down;
+	/* Line 2 of -H: the user the daemon runs as. */
+	char *login;
+	int64_t uid;
+	int64_t gid;
+	struct smtp_server_stats stats;
+	smtp_server_arrival_fn arrival_fn;
+	void *arrival_arg;
+};
+
+extern struct smtp_server_globals smtp_server;
+
+/* Names a state for log and debug lines. */
+const char *smtp_server_state_name(enum smtp_state state);
+void smtp_server_enter_state(struct smtp_session *s, enum smtp_state state);
+
+/* Queues a reply; text has no CRLF (a multi-line reply has "\r\n"
+ * between its lines). */
+void smtp_server_reply(struct smtp_session *s, const char *text);
+void smtp_server_replyf(struct smtp_session *s, const char *fmt, ...)
+    SLUICE_PRINTF(2, 3);
+
+/* Sends text, then closes the connection once it is written. */
+void smtp_server_reply_and_close(struct smtp_session *s, const char *text);
+
+/* Kinds of client error, each with its own limit. */
+enum smtp_error_kind {
+	SMTP_ERROR_SYNTAX,	/* syntax or protocol: 501, 503, framing */
+	SMTP_ERROR_UNKNOWN,	/* unrecognised command: 500 */
+};
+
+/*
+ * Counts an error of kind and sends reply. Past the kind's limit the
+ * session gets 421 instead and is closed, and mainlog and rejectlog
+ * record why, naming the command being handled (s->command).
+ */
+void smtp_server_error(struct smtp_session *s, enum smtp_error_kind kind,
+    const char *reply);
+
+/* Writes "(helo) [ip]" or "[ip]", as Exim names a client in log lines,
+ * into buf. */
+void smtp_server_host_text(const struct smtp_session *s, char *buf,
+    size_t size);
+
+/* Fills a log_host for s (strings borrowed from s). */
+void smtp_server_log_host(const struct smtp_session *s, struct log_host *h);
+
+/* Takes and drops a reference; the last one frees the session. */
+void smtp_server_ref(struct smtp_session *s);
+void smtp_server_unref(struct smtp_session *s);
+
+/* Ends the transaction, removing a -D file not yet committed. */
+void smtp_server_tx_free(struct smtp_session *s);
+
+/* Processes every complete line of buffered input, in order, until the
+ * input runs out or the session must wait. */
+void smtp_server_process(struct smtp_session *s);
+
+/* Starts reading message content after "354". Returns 0, or -1 after
+ * replying 451 when the -D file cannot be created. */
+int smtp_message_begin(struct smtp_session *s);
+
+/* Feeds buffered input to the content reader, one contiguous chunk;
+ * after the final dot, rejects the message or hands it to the spool. */
+void smtp_message_feed(struct smtp_session *s, struct evbuffer *in);
+
+/* Dispatches one command line (NUL-terminated, without CRLF). */
+void smtp_command_dispatch(struct smtp_session *s, const char *line);
+
+/* Maximum command line length in s's current state, CRLF included. */
+size_t smtp_command_line_max(const struct smtp_session *s);
+
+#endif
