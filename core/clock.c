@@ -24,15 +24,18 @@ struct clock_timer {
 	struct clock_timer *prev, *next;	/* armed timers, test builds */
 };
 
-static _Atomic int64_t fake_offset_usec;
+/* The wall clock may be stepped back by a test; the monotonic one only
+ * moves forward, so each has its own offset. */
+static _Atomic int64_t fake_wall_offset_usec;
+static _Atomic int64_t fake_monotonic_offset_usec;
 #ifdef SLUICE_TEST_HOOKS
 static struct clock_timer *armed_timers;
 #endif
 
 static int64_t
-offset_usec(void)
+wall_offset_usec(void)
 {
-	return atomic_load_explicit(&fake_offset_usec, memory_order_relaxed);
+	return atomic_load_explicit(&fake_wall_offset_usec, memory_order_relaxed);
 }
 
 void
@@ -42,7 +45,7 @@ clock_now_tv(struct timeval *tv)
 	int64_t usec;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	usec = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + offset_usec();
+	usec = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + wall_offset_usec();
 	tv->tv_sec = (time_t)(usec / 1000000);
 	tv->tv_usec = (suseconds_t)(usec % 1000000);
 }
@@ -60,13 +63,10 @@ uint64_t
 clock_monotonic_usec(void)
 {
 	struct timespec ts;
-	int64_t offset = offset_usec();
+	int64_t offset = atomic_load_explicit(&fake_monotonic_offset_usec,
+	    memory_order_relaxed);
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	/* A backward wall-clock step in a test must not make the monotonic
-	 * clock run backwards, so only forward offsets apply here. */
-	if (offset < 0)
-		offset = 0;
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000 +
 	    (uint64_t)offset;
 }
@@ -125,7 +125,7 @@ clock_timer_arm(struct clock_timer *timer, uint64_t delay_usec)
 void
 clock_timer_cancel(struct clock_timer *timer)
 {
-	if (!timer->armed)
+	if (timer == NULL || !timer->armed)
 		return;
 	evtimer_del(timer->event);
 	timer->armed = false;
@@ -160,7 +160,7 @@ clock_timer_free(struct clock_timer *timer)
 int64_t
 clock_fake_offset_usec(void)
 {
-	return offset_usec();
+	return wall_offset_usec();
 }
 
 void
@@ -168,7 +168,9 @@ clock_fake_advance(int64_t usec)
 {
 	uint64_t now;
 
-	atomic_fetch_add(&fake_offset_usec, usec);
+	atomic_fetch_add(&fake_wall_offset_usec, usec);
+	if (usec > 0)
+		atomic_fetch_add(&fake_monotonic_offset_usec, usec);
 	now = clock_monotonic_usec();
 	for (struct clock_timer *t = armed_timers; t != NULL; t = t->next) {
 		uint64_t remaining =
@@ -192,6 +194,6 @@ clock_fake_init_from_env(void)
 	if (*end != '\0')
 		fatalx("SLUICE_TEST_CLOCK_OFFSET=%s is not a whole number of seconds",
 		    value);
-	atomic_store(&fake_offset_usec, (int64_t)seconds * 1000000);
+	atomic_store(&fake_wall_offset_usec, (int64_t)seconds * 1000000);
 }
 #endif

@@ -38,16 +38,19 @@ struct clock_timer *clock_timer_new(struct event_base *base,
     clock_timer_fn fn, void *arg);
 /* Arms (or re-arms) the timer to fire once after delay_usec. */
 void clock_timer_arm(struct clock_timer *timer, uint64_t delay_usec);
+/* Accepts NULL. */
 void clock_timer_cancel(struct clock_timer *timer);
 bool clock_timer_pending(const struct clock_timer *timer);
 /* Accepts NULL. */
 void clock_timer_free(struct clock_timer *timer);
 
 #ifdef SLUICE_TEST_HOOKS
-/* Current offset of the fake clock from the real one, in microseconds. */
+/* Current offset of the fake wall clock from the real one, in
+ * microseconds. */
 int64_t clock_fake_offset_usec(void);
-/* Moves both clocks forward by usec (negative moves the wall clock back,
- * for tests of clock steps) and fires every timer that becomes due. */
+/* Moves both clocks forward by usec and fires every timer that becomes
+ * due. A negative usec steps only the wall clock back, for tests of clock
+ * steps; the monotonic clock never goes back. */
 void clock_fake_advance(int64_t usec);
 /* Reads SLUICE_TEST_CLOCK_OFFSET (seconds) from the environment, so that
  * command-line runs can share a test's clock. */

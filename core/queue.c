@@ -1,0 +1,927 @@
+/*
+ * queue.c - the delivery queue (see queue.h).
+ *
+ * Objects, from the outside in:
+ *  - struct queue_msg: one message on the spool, with the timer of its
+ *    next attempt; it lives until the message is completed or the daemon
+ *    stops.
+ *  - struct attempt: one delivery attempt of a message. It holds the
+ *    parsed -H, the locked -D and one group per recipient domain.
+ *  - struct group: the recipients of one domain, their route (the hosts
+ *    and addresses to try, in order) and the SMTP client of the host
+ *    being tried.
+ * An attempt ends when every group has ended and every journal write it
+ * queued has been reported. Callbacks of DNS lookups, SMTP clients and
+ * the spool store never run before the call that started them returns,
+ * so no object is freed under its own caller.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "dns.h"
+#include "log.h"
+#include "log_line.h"
+#include "queue.h"
+#include "smtp_client.h"
+#include "spool_header.h"
+#include "spool_store.h"
+#include "util.h"
+
+#define QUEUE_SMARTHOSTS_MAX	16
+#define QUEUE_HOST_ITEM_MAX	512
+/* Addresses tried per group in one attempt, over all hosts. */
+#define QUEUE_ADDRESSES_MAX	64
+
+struct queue;
+struct attempt;
+struct smarthost_lookup;
+
+struct route_host {
+	char *name;
+	char ip[INET6_ADDRSTRLEN];
+	int port;
+};
+
+struct group {
+	struct attempt *attempt;
+	char *domain;
+	const char **rcpts;		/* borrowed from the attempt's header */
+	size_t rcpt_count;
+
+	struct dns_lookup *lookup;
+	struct smarthost_lookup *smarthost_lookup;	/* context of lookup */
+	size_t smarthost_index;		/* next smarthost item to resolve */
+	struct route_host *hosts;	/* addresses to try, in order */
+	size_t host_count;
+	size_t host_index;
+
+	struct smtp_client *client;
+	struct smtp_result *result;	/* of the last host tried */
+	size_t journal_pending;
+	bool done;
+};
+
+struct attempt {
+	struct queue_msg *msg;
+	struct spool_header *header;
+	int data_fd;			/* locked -D */
+	struct group *groups;
+	size_t group_count;
+	size_t groups_running;
+	size_t journal_pending;
+	bool changed;			/* a recipient was delivered or failed */
+	bool abandoned;			/* given up by a stopping daemon */
+};
+
+struct queue_msg {
+	struct queue *queue;
+	char id[MSGID_SIZE];
+	struct clock_timer *timer;
+	struct attempt *attempt;	/* while one runs */
+	bool removing;
+	struct queue_msg *prev, *next;
+};
+
+struct queue {
+	struct event_base *base;
+	const struct config *config;
+	struct spool_store *store;
+	struct dns_resolver *resolver;
+	struct queue_msg *messages;
+	struct queue_stats stats;
+	bool stopping;
+	queue_done_fn done;
+	void *done_arg;
+	struct clock_timer *drain_timer;
+};
+
+static void attempt_start(struct queue_msg *msg);
+static void group_next_host(struct group *g);
+static void group_finish(struct group *g);
+static void attempt_maybe_end(struct attempt *a);
+
+static const char *
+group_router(const struct group *g)
+{
+	const char *smarthost = g->attempt->msg->queue->config->smarthost;
+
+	return smarthost != NULL && smarthost[0] != '\0' ?
+	    LOG_ROUTER_SMARTHOST : LOG_ROUTER_DNSLOOKUP;
+}
+
+static int64_t
+attempt_queue_usec(const struct attempt *a)
+{
+	struct timeval now;
+
+	clock_now_tv(&now);
+	return ((int64_t)now.tv_sec - a->header->received_time) * 1000000 +
+	    now.tv_usec - a->header->received_time_usec;
+}
+
+static struct queue_msg *
+queue_find(struct queue *queue, const char *id)
+{
+	for (struct queue_msg *m = queue->messages; m != NULL; m = m->next)
+		if (strcmp(m->id, id) == 0)
+			return m;
+	return NULL;
+}
+
+static void
+queue_msg_free(struct queue_msg *msg)
+{
+	struct queue *queue = msg->queue;
+
+	if (msg->prev != NULL)
+		msg->prev->next = msg->next;
+	else
+		queue->messages = msg->next;
+	if (msg->next != NULL)
+		msg->next->prev = msg->prev;
+	clock_timer_free(msg->timer);
+	free(msg);
+	queue->stats.messages--;
+}
+
+static void
+queue_attempt_cb(void *arg)
+{
+	attempt_start(arg);
+}
+
+static void
+queue_schedule(struct queue_msg *msg, uint64_t delay_usec)
+{
+	if (msg->queue->stopping)
+		return;
+	clock_timer_arm(msg->timer, delay_usec);
+}
+
+struct queue *
+queue_new(struct event_base *base, const struct config *config,
+    struct spool_store *store, struct dns_resolver *resolver)
+{
+	struct queue *queue = xcalloc(1, sizeof(*queue));
+
+	queue->base = base;
+	queue->config = config;
+	queue->store = store;
+	queue->resolver = resolver;
+	return queue;
+}
+
+void
+queue_free(struct queue *queue)
+{
+	if (queue == NULL)
+		return;
+	if (queue->stats.attempts_running > 0)
+		fatal_bug("queue freed with %zu attempts running",
+		    queue->stats.attempts_running);
+	while (queue->messages != NULL)
+		queue_msg_free(queue->messages);
+	clock_timer_free(queue->drain_timer);
+	free(queue);
+}
+
+void
+queue_add(struct queue *queue, const char *id)
+{
+	struct queue_msg *msg;
+
+	if (queue_find(queue, id) != NULL)
+		return;
+	msg = xcalloc(1, sizeof(*msg));
+	msg->queue = queue;
+	strlcpy_s(msg->id, id, sizeof(msg->id));
+	msg->timer = clock_timer_new(queue->base, queue_attempt_cb, msg);
+	msg->next = queue->messages;
+	if (queue->messages != NULL)
+		queue->messages->prev = msg;
+	queue->messages = msg;
+	queue->stats.messages++;
+	queue_schedule(msg, 0);
+}
+
+void
+queue_stats(const struct queue *queue, struct queue_stats *out)
+{
+	*out = queue->stats;
+}
+
+/* ---- the end of a message ---- */
+
+static void
+queue_removed_cb(void *arg, int result, const char *error)
+{
+	struct queue_msg *msg = arg;
+
+	if (result != 0) {
+		/* The -H file may still be there: the message would come
+		 * back at the next start, with every recipient journaled. */
+		log_write(LOG_MAIN | LOG_PANIC, msg->id,
+		    "cannot remove spool files: %s", error);
+	}
+	queue_msg_free(msg);
+}
+
+static void
+queue_rewrite_cb(void *arg, int result, const char *error)
+{
+	struct queue_msg *msg = arg;
+
+	/* The journal stays when the rewrite fails, so nothing is lost. */
+	if (result != 0)
+		log_write(LOG_MAIN | LOG_PANIC, msg->id,
+		    "cannot rewrite the -H file: %s", error);
+}
+
+static size_t
+attempt_undelivered(const struct attempt *a)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < a->header->recipients_count; i++)
+		if (!spool_header_is_delivered(a->header,
+		    a->header->recipients[i].address))
+			n++;
+	return n;
+}
+
+static void
+attempt_free(struct attempt *a)
+{
+	for (size_t i = 0; i < a->group_count; i++) {
+		struct group *g = &a->groups[i];
+
+		for (size_t j = 0; j < g->host_count; j++)
+			free(g->hosts[j].name);
+		free(g->hosts);
+		free(g->rcpts);
+		free(g->domain);
+		smtp_result_free(g->result);
+	}
+	free(a->groups);
+	if (a->data_fd >= 0)
+		close(a->data_fd);	/* releases the lock */
+	if (a->header != NULL) {
+		spool_header_free(a->header);
+		free(a->header);
+	}
+	free(a);
+}
+
+static void
+queue_check_drained(struct queue *queue)
+{
+	if (queue->stopping && queue->stats.attempts_running == 0 &&
+	    queue->done != NULL) {
+		queue_done_fn done = queue->done;
+
+		queue->done = NULL;
+		clock_timer_cancel(queue->drain_timer);
+		done(queue->done_arg);
+	}
+}
+
+/* Ends an attempt whose groups and journal writes have all finished. */
+static void
+attempt_end(struct attempt *a)
+{
+	struct queue_msg *msg = a->msg;
+	struct queue *queue = msg->queue;
+	bool complete = !a->abandoned && attempt_undelivered(a) == 0;
+
+	if (complete) {
+		log_line_completed(msg->id, attempt_queue_usec(a));
+		queue->stats.completed++;
+		msg->removing = true;
+		spool_store_remove(queue->store, msg->id, queue_removed_cb, msg);
+	} else if (a->changed && !a->abandoned) {
+		size_t len;
+		char *bytes = spool_header_format(a->header, &len);
+
+		/* Fold the journal into -H, which removes -J. */
+		spool_store_header_rewrite(queue->store, msg->id, bytes, len,
+		    queue_rewrite_cb, msg);
+		free(bytes);
+	}
+
+	msg->attempt = NULL;
+	attempt_free(a);
+	queue->stats.attempts_running--;
+	if (!complete)
+		queue_schedule(msg, QUEUE_RETRY_INTERVAL_USEC);
+	queue_check_drained(queue);
+}
+
+static void
+attempt_maybe_end(struct attempt *a)
+{
+	if (a->groups_running == 0 && a->journal_pending == 0)
+		attempt_end(a);
+}
+
+/* ---- logging the outcome of a group ---- */
+
+static void
+group_log_defer(struct group *g, const char *address,
+    const struct smtp_result *result, const struct smtp_rcpt_result *rcpt,
+    int code, const char *message)
+{
+	struct log_defer defer = {
+		.address = address,
+		.router = group_router(g),
+		.transport = result != NULL || code > 0 ?
+		    LOG_TRANSPORT_REMOTE : NULL,
+		.error_code = code,
+		.message = message,
+		.deliver_usec = result != NULL ?
+		    (int64_t)result->duration_usec : -1,
+	};
+
+	/* A connection failure names no host, as in Exim's summary line. */
+	if (result != NULL && rcpt != NULL && rcpt->kind == SMTP_ERROR_REPLY) {
+		defer.host.name = result->host_name;
+		defer.host.ip = result->ip;
+		defer.host.port = result->port;
+	}
+	log_line_defer(g->attempt->msg->id, &defer);
+	g->attempt->msg->queue->stats.deferred++;
+}
+
+static void
+group_log_failure(struct group *g, const char *address,
+    const struct smtp_result *result, const char *message)
+{
+	struct log_failure failure = {
+		.address = address,
+		.sender = g->attempt->header->sender != NULL ?
+		    g->attempt->header->sender : "",
+		.router = result != NULL ? group_router(g) : NULL,
+		.transport = result != NULL ? LOG_TRANSPORT_REMOTE : NULL,
+		.message = message,
+		.deliver_usec = result != NULL ?
+		    (int64_t)result->duration_usec : -1,
+	};
+
+	if (result != NULL) {
+		failure.host.name = result->host_name;
+		failure.host.ip = result->ip;
+		failure.host.port = result->port;
+	}
+	log_line_failure(g->attempt->msg->id, &failure);
+	g->attempt->msg->queue->stats.failed++;
+}
+
+/* Logs the delivered and failed recipients of the last result, once
+ * their journal lines are durable. */
+static void
+group_log_final(struct group *g)
+{
+	struct smtp_result *r = g->result;
+	struct attempt *a = g->attempt;
+	bool first = true;
+
+	for (size_t i = 0; r != NULL && i < r->rcpt_count; i++) {
+		struct smtp_rcpt_result *rcpt = &r->rcpts[i];
+
+		if (rcpt->outcome == SMTP_DELIVERED) {
+			struct log_delivery delivery = {
+				.kind = first ? LOG_DELIVERY_FIRST : LOG_DELIVERY_MORE,
+				.address = rcpt->address,
+				.sender = a->header->sender != NULL ?
+				    a->header->sender : "",
+				.router = group_router(g),
+				.transport = LOG_TRANSPORT_REMOTE,
+				.host = { .name = r->host_name, .ip = r->ip,
+				    .port = r->port },
+				.interface_ip = r->source_ip[0] != '\0' ?
+				    r->source_ip : NULL,
+				.confirmation = rcpt->reply,
+				.queue_usec = attempt_queue_usec(a),
+				.deliver_usec = (int64_t)r->duration_usec,
+			};
+
+			log_line_delivery(a->msg->id, &delivery);
+			a->msg->queue->stats.delivered++;
+			first = false;
+		} else if (rcpt->outcome == SMTP_FAILED) {
+			group_log_failure(g, rcpt->address, r, rcpt->message);
+		}
+	}
+}
+
+static void
+group_journal_cb(void *arg, int result, const char *error)
+{
+	struct group *g = arg;
+	struct attempt *a = g->attempt;
+
+	if (result != 0)
+		log_write(LOG_MAIN | LOG_PANIC, a->msg->id,
+		    "cannot record a finished recipient in the journal: %s "
+		    "(it may be delivered again)", error);
+	a->journal_pending--;
+	if (--g->journal_pending == 0) {
+		group_log_final(g);
+		g->done = true;
+		a->groups_running--;
+		attempt_maybe_end(a);
+	}
+}
+
+/* Records every delivered or failed recipient of the final result in the
+ * journal; the log lines follow when the journal is durable. */
+static void
+group_settle(struct group *g)
+{
+	struct attempt *a = g->attempt;
+	struct smtp_result *r = g->result;
+
+	for (size_t i = 0; i < r->rcpt_count; i++) {
+		struct smtp_rcpt_result *rcpt = &r->rcpts[i];
+
+		if (rcpt->outcome == SMTP_DEFERRED) {
+			group_log_defer(g, rcpt->address, r, rcpt,
+			    smtp_rcpt_defer_code(rcpt), rcpt->message);
+			continue;
+		}
+		spool_header_mark_delivered(a->header, rcpt->address);
+		a->changed = true;
+		g->journal_pending++;
+		a->journal_pending++;
+		spool_store_journal_append(a->msg->queue->store, a->msg->id,
+		    rcpt->address, group_journal_cb, g);
+	}
+	if (g->journal_pending == 0)
+		group_finish(g);
+}
+
+/* Ends a group that has nothing left to record. */
+static void
+group_finish(struct group *g)
+{
+	struct attempt *a = g->attempt;
+
+	g->done = true;
+	a->groups_running--;
+	attempt_maybe_end(a);
+}
+
+/* Defers or fails every recipient of the group without a host result. */
+static void
+group_end_without_host(struct group *g, bool permanent, int code,
+    const char *message)
+{
+	struct attempt *a = g->attempt;
+
+	for (size_t i = 0; i < g->rcpt_count; i++) {
+		if (!permanent) {
+			group_log_defer(g, g->rcpts[i], NULL, NULL, code, message);
+			continue;
+		}
+		group_log_failure(g, g->rcpts[i], NULL, message);
+		spool_header_mark_delivered(a->header, g->rcpts[i]);
+		a->changed = true;
+		g->journal_pending++;
+		a->journal_pending++;
+		spool_store_journal_append(a->msg->queue->store, a->msg->id,
+		    g->rcpts[i], group_journal_cb, g);
+	}
+	if (g->journal_pending == 0)
+		group_finish(g);
+}
+
+/* ---- delivery over SMTP ---- */
+
+/* True when the result says nothing about the recipients themselves, so
+ * the next host should be tried: the connection failed, or the server
+ * deferred before any RCPT. */
+static bool
+result_is_host_failure(const struct smtp_result *r)
+{
+	const struct smtp_rcpt_result *first;
+
+	if (r->rcpt_count == 0 || r->delivered > 0 || r->failed > 0)
+		return false;
+	first = &r->rcpts[0];
+	return first->phase < SMTP_PHASE_RCPT;
+}
+
+static void
+group_smtp_cb(void *arg, struct smtp_result *result)
+{
+	struct group *g = arg;
+
+	g->client = NULL;
+	smtp_result_free(g->result);
+	g->result = result;
+	if (result_is_host_failure(result) && !g->attempt->abandoned &&
+	    g->host_index < g->host_count) {
+		/* As Exim, name each host that failed before the next. */
+		log_write(LOG_MAIN, g->attempt->msg->id, "H=%s [%s] %s",
+		    result->host_name, result->ip,
+		    result->rcpts[0].message != NULL ? result->rcpts[0].message :
+		    strerror(result->rcpts[0].error));
+		group_next_host(g);
+		return;
+	}
+	group_settle(g);
+}
+
+static void
+group_next_host(struct group *g)
+{
+	struct attempt *a = g->attempt;
+	struct queue *queue = a->msg->queue;
+	struct smtp_client_options options;
+
+	smtp_client_options_init(&options);
+	while (g->host_index < g->host_count) {
+		struct route_host *h = &g->hosts[g->host_index++];
+		struct smtp_client_target target = {
+			.host_name = h->name,
+			.ip = h->ip,
+			.port = h->port,
+			.helo_name = queue->config->primary_hostname,
+		};
+		struct smtp_client_message message = {
+			.header = a->header,
+			.data_fd = a->data_fd,
+			.recipients = g->rcpts,
+			.recipient_count = g->rcpt_count,
+		};
+		char *error = NULL;
+
+		g->client = smtp_client_start(queue->base, &target, &message,
+		    &options, group_smtp_cb, g, &error);
+		if (g->client != NULL)
+			return;
+		log_write(LOG_MAIN | LOG_PANIC, a->msg->id,
+		    "cannot deliver to %s [%s]: %s", h->name, h->ip, error);
+		free(error);
+	}
+
+	/* Every host failed at connection level: the last result speaks
+	 * for the group, or, with no result, the attempt could not start. */
+	if (g->result != NULL)
+		group_settle(g);
+	else
+		group_end_without_host(g, false, -1,
+		    "no host could be tried");
+}
+
+/* ---- routing ---- */
+
+static void
+group_add_host(struct group *g, const char *name, const char *ip, int port)
+{
+	struct route_host *h;
+
+	if (g->host_count >= QUEUE_ADDRESSES_MAX)
+		return;
+	g->hosts = xreallocarray(g->hosts, g->host_count + 1, sizeof(*g->hosts));
+	h = &g->hosts[g->host_count++];
+	h->name = xstrdup(name);
+	strlcpy_s(h->ip, ip, sizeof(h->ip));
+	h->port = port;
+}
+
+static void
+group_add_dns_hosts(struct group *g, const struct dns_result *result,
+    int port)
+{
+	for (size_t i = 0; i < result->host_count; i++) {
+		const struct dns_host *host = &result->hosts[i];
+
+		for (size_t j = 0; j < host->address_count; j++)
+			group_add_host(g, host->name, host->addresses[j].text, port);
+	}
+}
+
+static void group_route_smarthost(struct group *g);
+
+/*
+ * Splits a smarthost item into name and port: "host", "host:port"
+ * (written "host::port" in a colon list), "[ip]" or "[ip]:port", or a
+ * bare IPv6 address in a list with another separator.
+ */
+static int
+smarthost_split(const char *item, int default_port, char *name,
+    size_t size, int *port)
+{
+	const char *colon;
+	unsigned long long value;
+
+	*port = default_port;
+	if (item[0] == '[') {
+		const char *close = strchr(item, ']');
+
+		if (close == NULL || (size_t)(close - item) > size)
+			return -1;
+		memcpy(name, item + 1, (size_t)(close - item - 1));
+		name[close - item - 1] = '\0';
+		colon = close[1] == ':' ? close + 1 : NULL;
+		if (close[1] != '\0' && colon == NULL)
+			return -1;
+	} else {
+		colon = strchr(item, ':');
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			colon = NULL;		/* an IPv6 address */
+		if (strlcpy_s(name, item, size) >= size)
+			return -1;
+		if (colon != NULL)
+			name[colon - item] = '\0';
+	}
+	if (colon != NULL) {
+		if (parse_uint(colon + 1, 65535, &value) < 0 || value == 0)
+			return -1;
+		*port = (int)value;
+	}
+	return name[0] == '\0' ? -1 : 0;
+}
+
+static bool
+is_ip_literal(const char *text)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, text, buf) == 1 ||
+	    inet_pton(AF_INET6, text, buf) == 1;
+}
+
+struct smarthost_lookup {
+	struct group *group;
+	int port;
+};
+
+static void
+group_smarthost_cb(void *arg, struct dns_result *result)
+{
+	struct smarthost_lookup *lookup = arg;
+	struct group *g = lookup->group;
+
+	g->lookup = NULL;
+	g->smarthost_lookup = NULL;
+	if (result->status == DNS_OK)
+		group_add_dns_hosts(g, result, lookup->port);
+	else
+		log_write(LOG_MAIN, g->attempt->msg->id,
+		    "smarthost %s: %s", result->domain,
+		    result->error != NULL ? result->error :
+		    dns_status_name(result->status));
+	dns_result_free(result);
+	free(lookup);
+	group_route_smarthost(g);
+}
+
+/* Resolves the smarthost items one after the other, then delivers. */
+static void
+group_route_smarthost(struct group *g)
+{
+	struct queue *queue = g->attempt->msg->queue;
+	struct config_list_iter iter;
+	char item[QUEUE_HOST_ITEM_MAX], name[QUEUE_HOST_ITEM_MAX];
+	size_t index = 0;
+	int port;
+
+	config_list_init(&iter, queue->config->smarthost);
+	while (config_list_next(&iter, item, sizeof(item)) != NULL) {
+		struct smarthost_lookup *lookup;
+		char *error = NULL;
+
+		if (index++ < g->smarthost_index)
+			continue;
+		g->smarthost_index = index;
+		if (index > QUEUE_SMARTHOSTS_MAX ||
+		    smarthost_split(item, queue->config->delivery_port, name,
+		    sizeof(name), &port) < 0) {
+			log_write(LOG_MAIN | LOG_PANIC, g->attempt->msg->id,
+			    "invalid smarthost item \"%s\" (expected host, "
+			    "host::port or [ip]:port; at most %d items)", item,
+			    QUEUE_SMARTHOSTS_MAX);
+			continue;
+		}
+		if (is_ip_literal(name)) {
+			group_add_host(g, name, name, port);
+			continue;
+		}
+		lookup = xcalloc(1, sizeof(*lookup));
+		lookup->group = g;
+		lookup->port = port;
+		g->lookup = dns_lookup_host(queue->resolver, name,
+		    group_smarthost_cb, lookup, &error);
+		if (g->lookup != NULL) {
+			g->smarthost_lookup = lookup;
+			return;
+		}
+		log_write(LOG_MAIN | LOG_PANIC, g->attempt->msg->id,
+		    "smarthost %s: %s", name, error);
+		free(error);
+		free(lookup);
+	}
+
+	if (g->host_count == 0)
+		group_end_without_host(g, false, -1,
+		    "no smarthost address could be found");
+	else
+		group_next_host(g);
+}
+
+static void
+group_mx_cb(void *arg, struct dns_result *result)
+{
+	struct group *g = arg;
+
+	g->lookup = NULL;
+	switch (result->status) {
+	case DNS_OK:
+		group_add_dns_hosts(g, result, g->attempt->msg->queue->config->delivery_port);
+		group_next_host(g);
+		break;
+	case DNS_NOT_FOUND:
+	case DNS_NO_DATA:
+		group_end_without_host(g, true, 0, "Unrouteable address");
+		break;
+	case DNS_NO_MAIL:
+		group_end_without_host(g, true, 0,
+		    "Domain does not accept mail (null MX)");
+		break;
+	case DNS_TEMPFAIL:
+		group_end_without_host(g, false, -1,
+		    "host lookup did not complete");
+		break;
+	}
+	dns_result_free(result);
+}
+
+static void
+group_start(struct group *g)
+{
+	struct queue *queue = g->attempt->msg->queue;
+	char *error = NULL;
+
+	if (queue->config->smarthost != NULL &&
+	    queue->config->smarthost[0] != '\0') {
+		group_route_smarthost(g);
+		return;
+	}
+	g->lookup = dns_lookup_mx(queue->resolver, g->domain, group_mx_cb, g,
+	    &error);
+	if (g->lookup == NULL) {
+		group_end_without_host(g, true, 0, "Unrouteable address");
+		free(error);
+	}
+}
+
+/* ---- attempts ---- */
+
+/* Groups the undelivered recipients by domain, compared without case. */
+static void
+attempt_make_groups(struct attempt *a)
+{
+	struct spool_header *h = a->header;
+
+	for (size_t i = 0; i < h->recipients_count; i++) {
+		const char *address = h->recipients[i].address;
+		const char *at = strrchr(address, '@');
+		const char *domain = at != NULL ? at + 1 : "";
+		struct group *g = NULL;
+
+		if (spool_header_is_delivered(h, address))
+			continue;
+		for (size_t j = 0; j < a->group_count; j++)
+			if (strcasecmp(a->groups[j].domain, domain) == 0)
+				g = &a->groups[j];
+		if (g == NULL) {
+			a->groups = xreallocarray(a->groups, a->group_count + 1,
+			    sizeof(*a->groups));
+			g = &a->groups[a->group_count++];
+			memset(g, 0, sizeof(*g));
+			g->domain = xstrdup(domain);
+		}
+		g->rcpts = xreallocarray(g->rcpts, g->rcpt_count + 1,
+		    sizeof(*g->rcpts));
+		g->rcpts[g->rcpt_count++] = address;
+	}
+	/* The array is final now, so the back pointers stay valid. */
+	for (size_t j = 0; j < a->group_count; j++)
+		a->groups[j].attempt = a;
+}
+
+static void
+attempt_start(struct queue_msg *msg)
+{
+	struct queue *queue = msg->queue;
+	struct attempt *a;
+	char *error = NULL;
+	int rc;
+
+	if (queue->stopping || msg->attempt != NULL || msg->removing)
+		return;
+	a = xcalloc(1, sizeof(*a));
+	a->msg = msg;
+	a->data_fd = -1;
+
+	rc = spool_store_lock(queue->store, msg->id, &a->data_fd, &error);
+	if (rc == SPOOL_LOCK_BUSY) {
+		log_write(LOG_MAIN, msg->id, "Spool file for %s is locked "
+		    "(another process is handling this message)", msg->id);
+		free(a);
+		queue_schedule(msg, QUEUE_RETRY_INTERVAL_USEC);
+		return;
+	}
+	if (rc != 0 || spool_store_read_header(queue->store, msg->id,
+	    &a->header, &error) != 0) {
+		/* Gone (removed by an operator) or unreadable: it leaves the
+		 * queue; the start-up scan moves an unreadable one aside. */
+		log_write(LOG_MAIN | LOG_PANIC, msg->id,
+		    "cannot start delivery: %s", error);
+		free(error);
+		if (a->data_fd >= 0)
+			close(a->data_fd);
+		free(a);
+		queue_msg_free(msg);
+		return;
+	}
+
+	msg->attempt = a;
+	queue->stats.attempts_running++;
+	attempt_make_groups(a);
+	a->groups_running = a->group_count;
+	for (size_t i = 0; i < a->group_count; i++)
+		group_start(&a->groups[i]);
+	attempt_maybe_end(a);
+}
+
+/* ---- shutdown ---- */
+
+static void
+queue_abandon_attempts(void *arg)
+{
+	struct queue *queue = arg;
+
+	for (struct queue_msg *m = queue->messages; m != NULL; m = m->next) {
+		struct attempt *a = m->attempt;
+
+		if (a == NULL)
+			continue;
+		a->abandoned = true;
+		for (size_t i = 0; i < a->group_count; i++) {
+			struct group *g = &a->groups[i];
+
+			if (g->done || g->journal_pending > 0)
+				continue;
+			if (g->lookup != NULL) {
+				dns_lookup_cancel(g->lookup);
+				g->lookup = NULL;
+				free(g->smarthost_lookup);
+				g->smarthost_lookup = NULL;
+			}
+			if (g->client != NULL) {
+				smtp_client_abort(g->client);
+				g->client = NULL;
+			}
+			g->done = true;
+			a->groups_running--;
+		}
+	}
+	/* Ending an attempt may free its message, so restart the walk each
+	 * time one ends. */
+	for (bool again = true; again;) {
+		again = false;
+		for (struct queue_msg *m = queue->messages; m != NULL; m = m->next) {
+			if (m->attempt != NULL && m->attempt->groups_running == 0 &&
+			    m->attempt->journal_pending == 0) {
+				attempt_end(m->attempt);
+				again = true;
+				break;
+			}
+		}
+	}
+}
+
+void
+queue_shutdown(struct queue *queue, queue_done_fn done, void *arg)
+{
+	queue->stopping = true;
+	queue->done = done;
+	queue->done_arg = arg;
+	for (struct queue_msg *m = queue->messages; m != NULL; m = m->next)
+		clock_timer_cancel(m->timer);
+	if (queue->stats.attempts_running == 0) {
+		queue_check_drained(queue);
+		return;
+	}
+	queue->drain_timer = clock_timer_new(queue->base,
+	    queue_abandon_attempts, queue);
+	clock_timer_arm(queue->drain_timer, QUEUE_DRAIN_TIMEOUT_USEC);
+}

@@ -1,0 +1,69 @@
+/*
+ * queue.h - the delivery queue: every message on the spool, its next
+ * attempt, and the attempts themselves.
+ *
+ * An attempt reads the message's -H (and -J), locks its -D, groups the
+ * undelivered recipients by domain and delivers each group over SMTP to
+ * the smarthost, or to the domain's MX hosts (its own A/AAAA when it has
+ * no MX). A 2xx is recorded in the -J journal, durably, before the "=>"
+ * line is logged, so a restart never delivers it again; a 5xx is
+ * recorded too and logged "**"; a 4xx or a connection failure is logged
+ * "==" and the message is tried again after a fixed interval. When every
+ * recipient is done the spool files go and "Completed" is logged.
+ *
+ * Thread use: the loop thread only.
+ */
+#ifndef SLUICE_QUEUE_H
+#define SLUICE_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct event_base;
+struct spool_store;
+struct dns_resolver;
+struct queue;
+
+/* NOTE: a fixed interval until retry rules are implemented. */
+#define QUEUE_RETRY_INTERVAL_USEC	(15ULL * 60 * 1000000)
+/* How long a stopping daemon lets running deliveries finish before it
+ * abandons them; an abandoned recipient stays queued. */
+#define QUEUE_DRAIN_TIMEOUT_USEC	(10ULL * 1000000)
+
+struct queue_stats {
+	size_t messages;		/* on the queue now */
+	size_t attempts_running;
+	uint64_t delivered;		/* recipients */
+	uint64_t deferred;
+	uint64_t failed;
+	uint64_t completed;		/* messages */
+};
+
+/* Creates the queue; config, store and resolver are borrowed and must
+ * outlive it. */
+struct queue *queue_new(struct event_base *base, const struct config *config,
+    struct spool_store *store, struct dns_resolver *resolver);
+
+/* Frees the queue; running attempts must have ended (queue_shutdown).
+ * Accepts NULL. */
+void queue_free(struct queue *queue);
+
+/* Adds a message that is on the spool (a new arrival, or one found at
+ * start-up) and tries it at once. Adding one twice has no effect. */
+void queue_add(struct queue *queue, const char *id);
+
+typedef void (*queue_done_fn)(void *arg);
+
+/*
+ * Starts no new attempt from now on. Running attempts may finish for up
+ * to QUEUE_DRAIN_TIMEOUT_USEC; then they are abandoned and their
+ * undelivered recipients stay queued. done runs on the loop thread once
+ * no attempt is left (possibly before this returns).
+ */
+void queue_shutdown(struct queue *queue, queue_done_fn done, void *arg);
+
+void queue_stats(const struct queue *queue, struct queue_stats *out);
+
+#endif
