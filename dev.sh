@@ -15,6 +15,14 @@ packages="autoconf automake libtool pkg-config make gcc python3
 	libevent-dev libssl-dev libdb-dev libc-ares-dev libcmocka-dev
 	strace swaks dnsmasq-base"
 
+# For "check" only: tests/e2e/test_exim_compat.py unpacks Debian's Exim
+# (never installs it) and runs its tools on sluice's spool. These are the
+# shared libraries that exim4-daemon-heavy links against, and perl for
+# exipick and exiqgrep.
+exim_test_packages="perl libdb5.3 libgnutls30 libgnutls-dane0 libidn12
+	libidn2-0 libldap-2.5-0 libmariadb3 libnsl2 libpam0g libpcre2-8-0
+	libperl5.36 libpq5 libsasl2-2 libspf2-2 libsqlite3-0"
+
 luajit_package() {
 	# Prefer the OpenResty branch of LuaJIT; fall back to the plain one.
 	for p in libluajit2-5.1-dev libluajit-5.1-dev; do
@@ -72,6 +80,7 @@ start)
 	exec "$top/build/sluice" -bdf -C "$top/etc/dev.conf"
 	;;
 check)
+	packages="$packages $exim_test_packages"
 	install_packages
 	build "$top/build-check" --enable-test-hooks
 	make -C "$top/build-check" check

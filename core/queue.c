@@ -75,7 +75,7 @@ struct attempt {
 	size_t group_count;
 	size_t groups_running;
 	size_t journal_pending;
-	bool changed;			/* a recipient was delivered or failed */
+	bool changed;			/* -H must be rewritten at the end */
 	bool abandoned;			/* given up by a stopping daemon */
 };
 
@@ -851,6 +851,13 @@ attempt_start(struct queue_msg *msg)
 		free(a);
 		queue_msg_free(msg);
 		return;
+	}
+
+	/* As Exim does, the first attempt, even a deferred one, clears the
+	 * first-delivery flag (exim -qi and $first_delivery read it). */
+	if (a->header->deliver_firsttime) {
+		a->header->deliver_firsttime = false;
+		a->changed = true;
 	}
 
 	msg->attempt = a;
