@@ -78,6 +78,10 @@ class Daemon:
             input=input, capture_output=True, timeout=60, env=env)
 
     def start(self, *extra):
+        # A daemon that was killed leaves its control socket behind; the
+        # new one replaces it, so remove it first to wait for the new one.
+        if os.path.exists(self.control_path):
+            os.unlink(self.control_path)
         self.proc = subprocess.Popen(
             [SLUICE_BIN, "-bdf", "-C", self.config, *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
