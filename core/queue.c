@@ -882,6 +882,8 @@ queue_abandon_attempts(void *arg)
 		if (a == NULL)
 			continue;
 		a->abandoned = true;
+		log_write(LOG_MAIN, m->id, "delivery abandoned at daemon shutdown: "
+		    "undelivered recipients stay queued");
 		for (size_t i = 0; i < a->group_count; i++) {
 			struct group *g = &a->groups[i];
 
