@@ -1,6 +1,7 @@
 /*
  * address.c - parsing of MAIL FROM and RCPT TO arguments (see address.h).
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
@@ -21,55 +22,112 @@ address_is_qtext(unsigned char c)
 	return c >= 32 && c <= 126 && c != '"' && c != '\\';
 }
 
-bool
-address_domain_valid(const char *domain, size_t len)
+/* The reason to reject a byte that may not appear in an address, or NULL
+ * for a printable ASCII byte. */
+static const char *
+address_byte_error(unsigned char c)
+{
+	if (c >= 0x80)
+		return "8-bit characters are not allowed without SMTPUTF8";
+	if (c < 32 || c == 127)
+		return "control characters are not allowed in an address";
+	return NULL;
+}
+
+/* Checks domain[0..len) as a domain name; returns NULL or the reason. */
+static const char *
+address_domain_check(const char *domain, size_t len)
 {
 	size_t label = 0;
 
-	if (len == 0 || len > ADDRESS_DOMAIN_MAX)
-		return false;
+	if (len == 0)
+		return "domain missing or malformed";
+	if (len > ADDRESS_DOMAIN_MAX)
+		return "domain longer than 255 characters";
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)domain[i];
 
 		if (c == '.') {
 			/* Labels are non-empty and do not end with a hyphen. */
 			if (label == 0 || domain[i - 1] == '-')
-				return false;
+				return "domain missing or malformed";
 			label = 0;
 			continue;
 		}
 		if (!isalnum(c) && c != '-')
-			return false;
+			return "domain missing or malformed";
 		if (label == 0 && c == '-')
-			return false;
+			return "domain missing or malformed";
 		if (++label > ADDRESS_LABEL_MAX)
-			return false;
+			return "a domain label is longer than 63 characters";
 	}
-	return label > 0 && domain[len - 1] != '-';
+	if (label == 0 || domain[len - 1] == '-')
+		return "domain missing or malformed";
+	return NULL;
 }
 
-/* Length of the quoted string at p (which starts with '"'), quotes
- * included, or 0 if it is not closed or contains a forbidden byte. */
-static size_t
-address_quoted_len(const char *p)
+bool
+address_domain_valid(const char *domain, size_t len)
+{
+	return address_domain_check(domain, len) == NULL;
+}
+
+bool
+address_literal_valid(const char *text, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN + 8];
+	unsigned char bytes[16];
+	size_t inner;
+
+	if (len < 3 || text[0] != '[' || text[len - 1] != ']')
+		return false;
+	text++;
+	inner = len - 2;
+	/* RFC 5321 4.1.3: IPv6 literals carry the tag "IPv6:". */
+	if (inner > 5 && strncasecmp(text, "IPv6:", 5) == 0) {
+		if (inner - 5 >= sizeof(ip))
+			return false;
+		memcpy(ip, text + 5, inner - 5);
+		ip[inner - 5] = '\0';
+		return inet_pton(AF_INET6, ip, bytes) == 1;
+	}
+	if (inner >= sizeof(ip))
+		return false;
+	memcpy(ip, text, inner);
+	ip[inner] = '\0';
+	return inet_pton(AF_INET, ip, bytes) == 1;
+}
+
+/* Measures the quoted string at p (which starts with '"'). Returns NULL
+ * with *len set to its length with the quotes, or the reason it is
+ * invalid. */
+static const char *
+address_quoted_scan(const char *p, size_t *len)
 {
 	size_t i = 1;
 
 	for (;;) {
 		unsigned char c = (unsigned char)p[i];
+		const char *why;
 
-		if (c == '"')
-			return i + 1;
+		if (c == '"') {
+			*len = i + 1;
+			return NULL;
+		}
+		if (c == '\0')
+			return "unmatched doublequote in local part";
 		if (c == '\\') {
-			unsigned char next = (unsigned char)p[i + 1];
-
-			if (next < 32 || next > 126)
-				return 0;
+			c = (unsigned char)p[i + 1];
+			if (c == '\0')
+				return "unmatched doublequote in local part";
+			if ((why = address_byte_error(c)) != NULL)
+				return why;
 			i += 2;
 		} else if (address_is_qtext(c)) {
 			i++;
 		} else {
-			return 0;
+			return (why = address_byte_error(c)) != NULL ? why :
+			    "malformed quoted local part";
 		}
 	}
 }
@@ -126,12 +184,32 @@ address_skip_route(const char *p)
 	return NULL;
 }
 
+/* The reason a path does not end at p, where its end ('>' when bracketed,
+ * else white space or the end of the argument) was expected. */
+static const char *
+address_end_error(const char *p, bool bracketed, bool in_domain)
+{
+	const char *why;
+
+	if ((why = address_byte_error((unsigned char)*p)) != NULL &&
+	    *p != '\0')
+		return why;
+	if (bracketed && *p == '\0')
+		return "'>' missing at end of address";
+	if (!bracketed && *p == '>')
+		return "'>' without a matching '<'";
+	if (in_domain)
+		return "domain missing or malformed";
+	return "malformed address";
+}
+
 int
 address_parse_path(const char *arg, enum address_role role,
-    struct address_path *out, const char **error)
+    bool allow_literals, struct address_path *out, const char **error)
 {
 	const char *p = arg, *start, *local_end, *domain = NULL;
 	bool bracketed = false, routed = false;
+	const char *why;
 	size_t len, local_len;
 
 	memset(out, 0, sizeof(*out));
@@ -169,9 +247,8 @@ address_parse_path(const char *arg, enum address_role role,
 
 	/* Local part: a quoted string or a dot-string. */
 	if (*p == '"') {
-		if ((len = address_quoted_len(p)) == 0)
-			return address_fail(start, bracketed, out, error,
-			    "malformed quoted local part");
+		if ((why = address_quoted_scan(p, &len)) != NULL)
+			return address_fail(start, bracketed, out, error, why);
 		p += len;
 	} else {
 		while (address_is_atext((unsigned char)*p) || *p == '.')
@@ -185,25 +262,36 @@ address_parse_path(const char *arg, enum address_role role,
 			return address_fail(start, bracketed, out, error,
 			    "no local part");
 		domain = ++p;
-		if (*p == '[')
-			return address_fail(start, bracketed, out, error,
-			    "domain literals not allowed");
-		while (isalnum((unsigned char)*p) || *p == '-' || *p == '.')
-			p++;
+		if (*p == '[') {
+			/* An address literal runs to its closing bracket. */
+			const char *close = strchr(p, ']');
+
+			if (!allow_literals)
+				return address_fail(start, bracketed, out, error,
+				    "domain literals not allowed");
+			if (close == NULL || !address_literal_valid(p,
+			    (size_t)(close - p) + 1))
+				return address_fail(start, bracketed, out, error,
+				    "malformed domain literal");
+			p = close + 1;
+		} else {
+			while (isalnum((unsigned char)*p) || *p == '-' ||
+			    *p == '.')
+				p++;
+		}
 	}
 
 	/* The path must end here. */
-	if (bracketed ? *p != '>' : (*p != '\0' && *p != ' ' && *p != '\t')) {
-		if (domain != NULL)
-			return address_fail(start, bracketed, out, error,
-			    "domain missing or malformed");
+	if (bracketed ? *p != '>' : (*p != '\0' && *p != ' ' && *p != '\t'))
 		return address_fail(start, bracketed, out, error,
-		    "malformed address");
-	}
+		    address_end_error(p, bracketed, domain != NULL));
 	len = (size_t)(p - start);
 	if (len > ADDRESS_MAX)
 		return address_fail(start, bracketed, out, error,
 		    "address too long");
+	if (local_len > ADDRESS_LOCAL_PART_MAX)
+		return address_fail(start, bracketed, out, error,
+		    "local part longer than 64 characters");
 	if (domain == NULL) {
 		if (local_len == 0)
 			return address_fail(start, bracketed, out, error,
@@ -223,9 +311,9 @@ address_parse_path(const char *arg, enum address_role role,
 		    "sender address must contain a domain" :
 		    "recipient address must contain a domain");
 	}
-	if (!address_domain_valid(domain, (size_t)(p - domain)))
-		return address_fail(start, bracketed, out, error,
-		    "domain missing or malformed");
+	if (*domain != '[' &&
+	    (why = address_domain_check(domain, (size_t)(p - domain))) != NULL)
+		return address_fail(start, bracketed, out, error, why);
 
 	memcpy(out->address, start, len);
 	out->address[len] = '\0';
@@ -249,6 +337,30 @@ const char *
 address_domain(const struct address_path *path)
 {
 	return path->domain == 0 ? "" : path->address + path->domain;
+}
+
+size_t
+address_local_part(const struct address_path *path, char *buf, size_t size)
+{
+	const char *p = path->address;
+	size_t end = path->domain > 0 ? path->domain - 1 : strlen(p);
+	size_t n = 0;
+
+	if (size == 0)
+		return 0;
+	if (end > 0 && p[0] == '"') {
+		/* The parser checked that the quotes are balanced. */
+		for (size_t i = 1; i < end && p[i] != '"' && n + 1 < size; i++) {
+			if (p[i] == '\\' && i + 1 < end)
+				i++;
+			buf[n++] = p[i];
+		}
+	} else {
+		for (size_t i = 0; i < end && n + 1 < size; i++)
+			buf[n++] = p[i];
+	}
+	buf[n] = '\0';
+	return n;
 }
 
 int

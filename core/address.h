@@ -7,11 +7,17 @@
  * "<@a,@b:local@domain>", whose route is dropped (RFC 5321 appendix C).
  * As Exim 4.96 does, spaces between the colon and the path and an
  * address without angle brackets are accepted too. The local part is
- * a dot-string of atext or a quoted string, and the domain is a
- * dot-separated list of letter-digit-hyphen labels.
- * Domain literals ("[192.0.2.1]") are rejected, as with Exim's default
- * allow_domain_literals = false, and so is every byte outside printable
- * ASCII (SMTPUTF8 is not offered).
+ * a dot-string of atext or a quoted string (which may hold spaces and
+ * backslash escapes), and the domain is a dot-separated list of
+ * letter-digit-hyphen labels, or an address literal ("[192.0.2.1]",
+ * "[IPv6:2001:db8::1]") when the caller allows literals, as Exim's
+ * allow_domain_literals does.
+ *
+ * Rejected with a reason: control characters and bytes over 127 (SMTPUTF8
+ * is not offered), an unclosed quote or angle bracket, a malformed
+ * literal, a local part over 64 octets, a domain over 255 octets or with
+ * a label over 63. NUL bytes never get here: the command reader rejects
+ * a line that holds one.
  *
  * Nothing here allocates: results go into caller buffers and error
  * texts are static strings.
@@ -22,11 +28,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* RFC 5321 4.5.3.1: a path is at most 256 octets with its angle
- * brackets, so an address at most 254; a domain at most 255 and each of
- * its labels 63. The 64-octet local part limit is not enforced, since
- * long VERP local parts are common and Exim accepts them. */
+/* RFC 5321 4.5.3.1: a local part is at most 64 octets, a domain 255 and
+ * each of its labels 63, a path at most 256 octets with its angle
+ * brackets, so an address at most 254. */
 #define ADDRESS_MAX		254
+#define ADDRESS_LOCAL_PART_MAX	64
 #define ADDRESS_DOMAIN_MAX	255
 #define ADDRESS_LABEL_MAX	63
 #define ADDRESS_SIZE		(ADDRESS_MAX + 1)
@@ -53,16 +59,27 @@ struct address_path {
 
 /*
  * Parses the argument after "MAIL FROM:" or "RCPT TO:" (a NUL-terminated
- * string). Returns 0 with *out filled, or -1 with *error set to a static
- * text that follows "<address>: " in a 501 reply (Exim's wording, e.g.
- * "domain missing or malformed"); the address part of that reply is in
- * out->address, cut to fit.
+ * string). allow_literals admits address literals as the domain. Returns
+ * 0 with *out filled, or -1 with *error set to a static text that
+ * follows "<address>: " in a 501 reply (Exim's wording where Exim has
+ * one, e.g. "domain missing or malformed"); the address part of that
+ * reply is in out->address, cut to fit, with bytes outside printable
+ * ASCII shown as '?'.
  */
 int address_parse_path(const char *arg, enum address_role role,
-    struct address_path *out, const char **error);
+    bool allow_literals, struct address_path *out, const char **error);
 
 /* Domain of a parsed path, or "" when it has none. */
 const char *address_domain(const struct address_path *path);
+
+/*
+ * Writes the local part of a parsed path into buf (size bytes, at least
+ * ADDRESS_SIZE for any path), with the quotes of a quoted local part and
+ * its backslash escapes removed: "a\"b c"@x gives a"b c. This is the
+ * form policy checks look at. Returns its length.
+ */
+size_t address_local_part(const struct address_path *path, char *buf,
+    size_t size);
 
 /*
  * Takes the next "KEYWORD[=VALUE]" from *params and advances *params
@@ -77,5 +94,9 @@ int address_param_next(const char **params,
 /* True if domain[0..len) is a syntactically valid domain name (labels of
  * letters, digits and inner hyphens, within the length limits). */
 bool address_domain_valid(const char *domain, size_t len);
+
+/* True if text[0..len) is a valid address literal with its brackets:
+ * "[IPv4]" or "[IPv6:address]" (RFC 5321 4.1.3). */
+bool address_literal_valid(const char *text, size_t len);
 
 #endif

@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -39,15 +40,68 @@ struct config_parser {
 
 static bool config_check_port(const char *item, const char **expected);
 static bool config_check_address(const char *item, const char **expected);
+static bool config_check_egress_source(const char *item,
+    const char **expected);
 
 #define FIELD(name) offsetof(struct config, name)
 
 /* Sorted by name: -bP prints in this order. */
 const struct config_option config_options[] = {
+	{ "admin_groups", CONFIG_TYPE_LIST, FIELD(admin_groups),
+	    "", false, 0, 0, NULL,
+	    "groups whose members are admin users besides root, exim_user "
+	    "and the members of exim_group: they may list the queue and act "
+	    "on messages" },
+	{ "allow_domain_literals", CONFIG_TYPE_BOOL,
+	    FIELD(allow_domain_literals), "false", false, 0, 0, NULL,
+	    "accept addresses whose domain is an IP address literal, such as "
+	    "user@[192.0.2.1]; when false, MAIL and RCPT reject them with 501" },
+	{ "allow_mx_to_ip", CONFIG_TYPE_BOOL, FIELD(allow_mx_to_ip),
+	    "false", false, 0, 0, NULL,
+	    "use an MX record whose target is an IP address instead of a "
+	    "host name (RFC 5321 forbids it); false treats such a host as "
+	    "having no address" },
+	{ "check_log_inodes", CONFIG_TYPE_INT, FIELD(check_log_inodes),
+	    "100", false, 0, INT_MAX, NULL,
+	    "free inodes the log directory must keep: below it, MAIL gets "
+	    "452; 0 for no check" },
+	{ "check_log_space", CONFIG_TYPE_SIZE, FIELD(check_log_space),
+	    "10M", false, 0, 0, NULL,
+	    "free bytes the log directory must keep: below it, MAIL gets "
+	    "452; 0 for no check" },
+	{ "check_spool_inodes", CONFIG_TYPE_INT, FIELD(check_spool_inodes),
+	    "100", false, 0, INT_MAX, NULL,
+	    "free inodes the spool directory must keep: below it, MAIL gets "
+	    "452; 0 for no check" },
+	{ "check_spool_space", CONFIG_TYPE_SIZE, FIELD(check_spool_space),
+	    "10M", false, 0, 0, NULL,
+	    "free bytes the spool directory must keep, in addition to the "
+	    "size that MAIL declares with SIZE=: below it, MAIL gets 452; 0 "
+	    "and no SIZE= for no check" },
+	{ "command_timeout", CONFIG_TYPE_TIME, FIELD(command_timeout),
+	    "5m", false, 0, 0, NULL,
+	    "time a remote server may take to reply to each SMTP command "
+	    "of a delivery" },
+	{ "connect_timeout", CONFIG_TYPE_TIME, FIELD(connect_timeout),
+	    "5m", false, 0, 0, NULL,
+	    "time a TCP connection to a remote server may take to open" },
+	{ "connection_idle_timeout", CONFIG_TYPE_TIME,
+	    FIELD(connection_idle_timeout), "5s", false, 0, 0, NULL,
+	    "time an outbound connection stays open without a message, "
+	    "waiting for the next message to the same host from the same "
+	    "source address; 0s closes it at once" },
+	{ "connection_max_messages", CONFIG_TYPE_INT,
+	    FIELD(connection_max_messages), "500", false, 0, 1000000, NULL,
+	    "most messages delivered over one outbound SMTP connection; 0 "
+	    "for no limit" },
 	{ "daemon_smtp_ports", CONFIG_TYPE_LIST, FIELD(daemon_smtp_ports),
 	    "smtp", true, 0, 0, config_check_port,
 	    "ports the daemon listens on where local_interfaces gives no "
 	    "port: numbers or service names" },
+	{ "data_timeout", CONFIG_TYPE_TIME, FIELD(data_timeout),
+	    "5m", false, 0, 0, NULL,
+	    "time each block of message data may take to reach a remote "
+	    "server" },
 	{ "delay_warning", CONFIG_TYPE_TIMELIST, FIELD(delay_warning),
 	    "24h", false, 0, 0, NULL,
 	    "times after arrival at which the sender of a message still "
@@ -63,6 +117,12 @@ const struct config_option config_options[] = {
 	    "", false, 0, 0, config_check_address,
 	    "IP addresses of the DNS resolvers to ask; empty uses the "
 	    "system resolver configuration (/etc/resolv.conf)" },
+	{ "egress_sources", CONFIG_TYPE_LIST, FIELD(egress_sources),
+	    "", false, 0, 0, config_check_egress_source,
+	    "local IP addresses that deliveries connect from, each with the "
+	    "name to send in EHLO after a slash (ip/name; write IPv6 lists "
+	    "with \"<;\"); unset lets the system choose and sends "
+	    "primary_hostname" },
 	{ "exim_group", CONFIG_TYPE_STRING, FIELD(exim_group),
 	    "", false, 0, 0, NULL,
 	    "group the daemon runs as after start-up; empty uses the primary "
@@ -71,6 +131,31 @@ const struct config_option config_options[] = {
 	    "sluice", false, 0, 0, NULL,
 	    "user the daemon runs as after binding its ports; empty keeps "
 	    "the user that started it (for development)" },
+	{ "final_timeout", CONFIG_TYPE_TIME, FIELD(final_timeout),
+	    "10m", false, 0, 0, NULL,
+	    "time a remote server may take to reply to the dot that ends a "
+	    "message" },
+	{ "greeting_timeout", CONFIG_TYPE_TIME, FIELD(greeting_timeout),
+	    "5m", false, 0, 0, NULL,
+	    "time a remote server may take to send its greeting after the "
+	    "connection opens" },
+	{ "header_line_maxsize", CONFIG_TYPE_INT, FIELD(header_line_maxsize),
+	    "0", false, 0, 65536, NULL,
+	    "maximum size of one header field, in bytes with its "
+	    "continuation lines; a larger one gets 552; 0 for the spool's "
+	    "limit of 65536" },
+	{ "header_maxsize", CONFIG_TYPE_INT, FIELD(header_maxsize),
+	    "1048576", false, 0, 8 * 1024 * 1024, NULL,
+	    "maximum size of the header section, in bytes; a larger one gets "
+	    "552; 0 for the spool's limit of 8M" },
+	{ "hosts_avoid_tls", CONFIG_TYPE_LIST, FIELD(hosts_avoid_tls),
+	    "", false, 0, 0, NULL,
+	    "host list of remote servers to which deliveries never start "
+	    "TLS, even when offered" },
+	{ "hosts_require_tls", CONFIG_TYPE_LIST, FIELD(hosts_require_tls),
+	    "", false, 0, 0, NULL,
+	    "host list of remote servers that deliveries reach only over "
+	    "TLS: without it the host is deferred" },
 	{ "local_interfaces", CONFIG_TYPE_LIST, FIELD(local_interfaces),
 	    "<; 0.0.0.0 ; ::0", true, 0, 0, NULL,
 	    "IP addresses the daemon listens on, each optionally with a port "
@@ -83,9 +168,28 @@ const struct config_option config_options[] = {
 	    "", false, 0, 0, NULL,
 	    "log line items to add (+name) or remove (-name), with Exim's "
 	    "selector names" },
+	{ "lua_memory_limit", CONFIG_TYPE_SIZE, FIELD(lua_memory_limit),
+	    "64M", false, 0, 0, NULL,
+	    "most memory the Lua policy's state may use, in bytes; a handler "
+	    "that needs more fails and the client gets 451; 0 for no limit" },
+	{ "lua_path", CONFIG_TYPE_LIST, FIELD(lua_path),
+	    "", false, 0, 0, NULL,
+	    "folders where the policy's require() finds modules; empty "
+	    "means the policy file's folder, then the scripts that ship with "
+	    "sluice" },
 	{ "lua_policy", CONFIG_TYPE_STRING, FIELD(lua_policy),
 	    "", false, 0, 0, NULL,
-	    "path of the Lua policy script" },
+	    "path of the Lua policy script, relative to the folder of this "
+	    "file unless absolute; empty runs no policy" },
+	{ "lua_time_limit", CONFIG_TYPE_INT, FIELD(lua_time_limit),
+	    "100", false, 1, 60000, NULL,
+	    "time budget of one call of a Lua handler, in milliseconds; a "
+	    "handler over it is stopped and the client gets 451" },
+	{ "max_rcpt", CONFIG_TYPE_INT, FIELD(max_rcpt),
+	    "100", false, 0, 100000, NULL,
+	    "most recipients in one SMTP transaction of a delivery; more go "
+	    "in further transactions on the same connection; 0 for no "
+	    "limit" },
 	{ "message_id_format", CONFIG_TYPE_MSGID_FORMAT,
 	    FIELD(message_id_format), "current", false, 0, 0, NULL,
 	    "form of new message ids: \"current\" (23 characters, Exim 4.97 "
@@ -94,6 +198,15 @@ const struct config_option config_options[] = {
 	    "50M", false, 0, 0, NULL,
 	    "largest message accepted, in bytes (K, M and G multiply by "
 	    "1024); 0 for no limit" },
+	{ "outbound_connections_max", CONFIG_TYPE_INT,
+	    FIELD(outbound_connections_max), "200", false, 0, 1000000, NULL,
+	    "most outbound SMTP connections open at once, idle ones "
+	    "included; deliveries past it wait; 0 for no limit" },
+	{ "outbound_connections_max_per_host", CONFIG_TYPE_INT,
+	    FIELD(outbound_connections_max_per_host), "10", false, 0,
+	    1000000, NULL,
+	    "most outbound SMTP connections open at once to one remote IP "
+	    "address; deliveries past it wait; 0 for no limit" },
 	{ "pid_file_path", CONFIG_TYPE_STRING, FIELD(pid_file_path),
 	    "", false, 0, 0, NULL,
 	    "file the daemon writes its process id to; empty means "
@@ -110,10 +223,71 @@ const struct config_option config_options[] = {
 	    NULL, false, 0, 0, NULL,
 	    "domain added to local recipient addresses without one; empty "
 	    "uses qualify_domain" },
+	{ "received_headers_max", CONFIG_TYPE_INT,
+	    FIELD(received_headers_max), "30", false, 1, 1000, NULL,
+	    "maximum number of Received: header fields in a message; more is "
+	    "taken as a mail loop and the message gets 550" },
+	{ "recipients_max", CONFIG_TYPE_INT, FIELD(recipients_max),
+	    "50000", false, 0, 100000, NULL,
+	    "maximum number of recipients per message: each RCPT past it "
+	    "gets 452 and the client may send them in another transaction; "
+	    "0 for the spool's limit of 100000" },
+	{ "remote_tls_verify_certificates", CONFIG_TYPE_STRING,
+	    FIELD(remote_tls_verify_certificates), "system", false, 0, 0,
+	    NULL,
+	    "certificates that remote servers' TLS certificates are checked "
+	    "against for CV= on mainlog: system for the system's trust "
+	    "store, or a PEM file or hashed directory" },
 	{ "smarthost", CONFIG_TYPE_LIST, FIELD(smarthost),
 	    "", false, 0, 0, NULL,
 	    "hosts that receive all outgoing mail instead of the MX hosts; "
 	    "empty delivers by MX records" },
+	{ "smtp_accept_max", CONFIG_TYPE_INT, FIELD(smtp_accept_max),
+	    "20", false, 0, 1000000, NULL,
+	    "maximum number of SMTP connections open at once; more get 421 "
+	    "and are closed; 0 for no limit" },
+	{ "smtp_accept_max_per_connection", CONFIG_TYPE_INT,
+	    FIELD(smtp_accept_max_per_connection), "1000", false, 0,
+	    1000000, NULL,
+	    "maximum number of messages in one SMTP connection; the next MAIL "
+	    "gets 421 and the connection is closed; 0 for no limit" },
+	{ "smtp_accept_max_per_host", CONFIG_TYPE_INT,
+	    FIELD(smtp_accept_max_per_host), "0", false, 0, 1000000, NULL,
+	    "maximum number of SMTP connections open at once from one IP "
+	    "address; more get 421 and are closed; 0 for no limit" },
+	{ "smtp_accept_reserve", CONFIG_TYPE_INT, FIELD(smtp_accept_reserve),
+	    "0", false, 0, 1000000, NULL,
+	    "connections out of smtp_accept_max kept for the hosts in "
+	    "smtp_reserve_hosts" },
+	{ "smtp_command_timeout", CONFIG_TYPE_TIME,
+	    FIELD(smtp_command_timeout), "0s", false, 0, 0, NULL,
+	    "time an SMTP client may take to send each command; 0s uses "
+	    "smtp_receive_timeout" },
+	{ "smtp_enforce_sync", CONFIG_TYPE_BOOL, FIELD(smtp_enforce_sync),
+	    "true", false, 0, 0, NULL,
+	    "reject a client that sends before the greeting (554 SMTP "
+	    "synchronization error)" },
+	{ "smtp_max_session_time", CONFIG_TYPE_TIME,
+	    FIELD(smtp_max_session_time), "1h", false, 0, 0, NULL,
+	    "maximum time an SMTP connection may stay open, however active; "
+	    "then it gets 421 and is closed; 0s for no limit" },
+	{ "smtp_max_synprot_errors", CONFIG_TYPE_INT,
+	    FIELD(smtp_max_synprot_errors), "3", false, 0, 1000, NULL,
+	    "syntax or protocol errors an SMTP client may make; the next one "
+	    "closes the connection" },
+	{ "smtp_max_unknown_commands", CONFIG_TYPE_INT,
+	    FIELD(smtp_max_unknown_commands), "3", false, 0, 1000, NULL,
+	    "unrecognized commands an SMTP client may send; the next one "
+	    "closes the connection" },
+	{ "smtp_receive_timeout", CONFIG_TYPE_TIME,
+	    FIELD(smtp_receive_timeout), "5m", false, 0, 0, NULL,
+	    "time an SMTP client may take to send each command (unless "
+	    "smtp_command_timeout is set) and each block of message data; 0s "
+	    "for no limit" },
+	{ "smtp_reserve_hosts", CONFIG_TYPE_LIST, FIELD(smtp_reserve_hosts),
+	    "", false, 0, 0, NULL,
+	    "host list of the clients that may use the connections kept by "
+	    "smtp_accept_reserve" },
 	{ "split_spool_directory", CONFIG_TYPE_BOOL,
 	    FIELD(split_spool_directory), "false", false, 0, 0, NULL,
 	    "spread spool files over up to 62 subdirectories of input/, "
@@ -122,6 +296,11 @@ const struct config_option config_options[] = {
 	    "/var/spool/sluice", true, 0, 0, NULL,
 	    "directory of the queue (input/), message logs (msglog/), hints "
 	    "databases (hints/) and, by default, the logs" },
+	{ "tls_tempfail_tryclear", CONFIG_TYPE_BOOL,
+	    FIELD(tls_tempfail_tryclear), "true", false, 0, 0, NULL,
+	    "deliver in clear to a host outside hosts_require_tls after a "
+	    "4xx to STARTTLS or a failed TLS handshake; false defers the "
+	    "host instead" },
 };
 
 const size_t config_option_count = ARRAY_SIZE(config_options);
@@ -291,6 +470,35 @@ config_check_address(const char *item, const char **expected)
 	    inet_pton(AF_INET6, item, addr) == 1;
 }
 
+/* An egress_sources item: an IP address, optionally followed by "/" and
+ * the host name to send in EHLO (letters, digits, '-', '_' and dots). */
+static bool
+config_check_egress_source(const char *item, const char **expected)
+{
+	char ip[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(item, '/');
+	size_t len = slash != NULL ? (size_t)(slash - item) : strlen(item);
+
+	*expected = "an IP address, optionally followed by /ehlo-name";
+	if (len == 0 || len >= sizeof(ip))
+		return false;
+	memcpy(ip, item, len);
+	ip[len] = '\0';
+	if (!config_check_address(ip, expected)) {
+		*expected = "an IP address, optionally followed by /ehlo-name";
+		return false;
+	}
+	if (slash == NULL)
+		return true;
+	if (slash[1] == '\0' || strlen(slash + 1) > 255)
+		return false;
+	for (const char *p = slash + 1; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' &&
+		    *p != '.')
+			return false;
+	return true;
+}
+
 /* Checks the length (and, for some options, the form) of each item. */
 static int
 config_check_list(struct config_parser *parser, const char *list_name,
@@ -407,6 +615,13 @@ config_set_value(struct config_parser *parser,
 			    "invalid size value \"%s\" for %s", value,
 			    option->name);
 		*(int64_t *)field = number;
+		return 0;
+
+	case CONFIG_TYPE_TIME:
+		if (config_parse_time(value, (int *)field) < 0)
+			return config_fail(parser,
+			    "invalid time value \"%s\" for %s", value,
+			    option->name);
 		return 0;
 
 	case CONFIG_TYPE_TIMELIST:

@@ -80,16 +80,64 @@ struct config {
 	int64_t message_size_limit;	/* bytes, 0 = no limit */
 	char *exim_user;
 	char *exim_group;
+	char *admin_groups;		/* Exim list of group names */
 	char *pid_file_path;
 	enum msgid_format message_id_format;
 	struct config_timelist delay_warning;	/* seconds; 0 alone = never */
 
+	/* Bounds on SMTP clients, with Exim's names and meanings. A count
+	 * or time of 0 means no limit, except where the option's help text
+	 * gives another meaning. */
+	bool allow_domain_literals;
+	int check_log_inodes;
+	int64_t check_log_space;	/* bytes */
+	int check_spool_inodes;
+	int64_t check_spool_space;	/* bytes */
+	int header_line_maxsize;	/* bytes of one header field */
+	int header_maxsize;		/* bytes of the header section */
+	int received_headers_max;
+	int recipients_max;		/* per message */
+	int smtp_accept_max;		/* concurrent connections */
+	int smtp_accept_max_per_connection;	/* messages */
+	int smtp_accept_max_per_host;	/* concurrent connections */
+	int smtp_accept_reserve;	/* of smtp_accept_max */
+	char *smtp_reserve_hosts;	/* Exim host list */
+	bool smtp_enforce_sync;
+	int smtp_max_synprot_errors;
+	int smtp_max_unknown_commands;
+	int smtp_receive_timeout;	/* seconds */
+
 	/* sluice's own options. */
 	char *lua_policy;
+	char *lua_path;			/* Exim list of module folders */
+	int64_t lua_memory_limit;	/* bytes per Lua state */
+	int lua_time_limit;		/* milliseconds per handler call */
 	char *dns_servers;		/* Exim list of resolver addresses */
 	int dns_port;
 	char *smarthost;		/* Exim list of host[:port] */
 	int delivery_port;
+	int smtp_command_timeout;	/* seconds; 0: smtp_receive_timeout */
+	int smtp_max_session_time;	/* seconds */
+
+	/* Outbound delivery, with the names of Exim's smtp transport
+	 * options where the meaning is the same; times in seconds. */
+	bool allow_mx_to_ip;
+	int connect_timeout;
+	int greeting_timeout;		/* sluice's own */
+	int command_timeout;
+	int data_timeout;
+	int final_timeout;
+	int connection_max_messages;	/* 0: no limit */
+	int connection_idle_timeout;	/* sluice's own */
+	int max_rcpt;			/* per transaction; 0: no limit */
+	int outbound_connections_max;	/* sluice's own; 0: no limit */
+	int outbound_connections_max_per_host;	/* sluice's own */
+	char *egress_sources;		/* sluice's own: Exim list of
+					 * ip[/ehlo-name] */
+	char *hosts_avoid_tls;		/* Exim host lists */
+	char *hosts_require_tls;
+	bool tls_tempfail_tryclear;
+	char *remote_tls_verify_certificates;	/* "system" or a path */
 
 	struct config_named_list *named_lists;
 	struct config_retry_rule *retry_rules;

@@ -78,6 +78,10 @@ config_print_option(FILE *out, const struct config *config,
 		config_format_size(*(const int64_t *)field, buf, sizeof(buf));
 		fputs(buf, out);
 		break;
+	case CONFIG_TYPE_TIME:
+		config_format_time(*(const int *)field, buf, sizeof(buf));
+		fputs(buf, out);
+		break;
 	case CONFIG_TYPE_TIMELIST:
 		list = field;
 		for (size_t i = 0; i < list->count; i++) {
@@ -166,6 +170,7 @@ config_print_help(FILE *out)
 		[CONFIG_TYPE_BOOL] = "boolean",
 		[CONFIG_TYPE_INT] = "integer",
 		[CONFIG_TYPE_SIZE] = "size",
+		[CONFIG_TYPE_TIME] = "time",
 		[CONFIG_TYPE_TIMELIST] = "time list",
 		[CONFIG_TYPE_MSGID_FORMAT] = "current or classic",
 	};

@@ -28,11 +28,14 @@
 #include "clock.h"
 #include "control.h"
 #include "daemon.h"
+#include "daemon_reload.h"
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
 #include "log_line.h"
+#include "policy.h"
 #include "queue.h"
+#include "queue_control.h"
 #include "smtp_server.h"
 #include "spool_header.h"
 #include "spool_store.h"
@@ -42,7 +45,11 @@
 #define DAEMON_LISTEN_LOG_MAX	10	/* listeners named in the start line */
 
 struct daemon {
-	struct config *config;
+	struct config *config;		/* the newest: start-up or reloaded */
+	struct config **reloaded;	/* owned; kept until exit, since open
+					 * sessions and the queue may still
+					 * point into older ones */
+	size_t reloaded_count;
 	const struct daemon_options *options;
 	struct event_base *base;
 	struct spool_store *spool;
@@ -366,11 +373,17 @@ daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
 		queue_shutdown(d->queue, daemon_queue_done_cb, d);
 		smtp_server_shutdown(daemon_sessions_done_cb, d);
 		break;
-	case SIGHUP:
-		log_write(LOG_MAIN, NULL, "pid %ld: SIGHUP received: configuration "
-		    "reload is not supported yet; restart the daemon to apply "
-		    "changes", (long)getpid());
+	case SIGHUP: {
+		struct config *next = daemon_reload(d->base, d->config, d->spool);
+
+		if (next != NULL) {
+			d->reloaded = xreallocarray(d->reloaded,
+			    d->reloaded_count + 1, sizeof(*d->reloaded));
+			d->reloaded[d->reloaded_count++] = next;
+			d->config = next;
+		}
 		break;
+	}
 	case SIGUSR1: {
 		/* Process status for exiwhat, as Exim writes it. */
 		char *path = xasprintf("%s/exim-process.info",
@@ -555,6 +568,14 @@ daemon_setup_loop(struct daemon *d)
 	control_register("clock", "print or advance the test clock",
 	    daemon_clock_command);
 #endif
+	queue_control_init(d->config, d->queue, d->spool);
+	if (policy_start(d->base, d->config, &error) < 0) {
+		daemon_fail(d, "%s", error);
+		free(error);
+		return 1;
+	}
+	control_register("policy", "print the Lua policy's state",
+	    policy_control_command);
 	control_path = xasprintf("%s/%s", d->config->spool_directory,
 	    CONTROL_SOCKET_NAME);
 	if (control_open(d->base, control_path, &error) < 0) {
@@ -570,7 +591,6 @@ daemon_setup_loop(struct daemon *d)
 static void
 daemon_teardown(struct daemon *d)
 {
-	control_close();
 	for (size_t i = 0; i < d->listener_count; i++) {
 		if (d->listeners[i] != NULL)
 			evconnlistener_free(d->listeners[i]);
@@ -580,8 +600,11 @@ daemon_teardown(struct daemon *d)
 	for (size_t i = 0; i < d->signal_count; i++)
 		event_free(d->signal_events[i]);
 	/* Spool operations still queued finish here, before the loop goes;
-	 * their callbacks may touch the queue, so it goes after them. */
+	 * their callbacks may touch the queue and answer control clients
+	 * waiting for a message, so both go after them. */
 	spool_store_free(d->spool);
+	control_close();
+	policy_stop();
 	queue_free(d->queue);
 	dns_resolver_free(d->resolver);
 	if (d->base != NULL)
@@ -589,6 +612,9 @@ daemon_teardown(struct daemon *d)
 	daemon_remove_pid_file(d);
 	free(d->pid_file);
 	free(d->listening);
+	for (size_t i = 0; i < d->reloaded_count; i++)
+		config_free(d->reloaded[i]);
+	free(d->reloaded);
 }
 
 int
@@ -603,6 +629,7 @@ daemon_run(struct config *config, const struct daemon_options *options)
 	d.options = options;
 
 	daemon_absolutize(&config->spool_directory);
+	daemon_absolutize(&config->config_file);	/* for SIGHUP */
 	daemon_absolutize(&config->pid_file_path);
 
 	if ((rc = daemon_lookup_user(&d)) != 0 ||

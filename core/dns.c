@@ -8,10 +8,16 @@
  * timeout, so tests that move the fake clock see it expire.
  *
  * A lookup is an MX query followed by an A and an AAAA query per host,
- * all of the address queries in flight at once. The lookup counts its
- * outstanding queries, because c-ares still calls back for queries whose
- * lookup has already finished (callback run, timed out or cancelled).
- * So a lookup is freed only once it is finished and none is outstanding.
+ * all of the address queries in flight at once, or one PTR query. The
+ * lookup counts its outstanding queries, because c-ares still calls back
+ * for queries whose lookup has already finished (callback run, timed out
+ * or cancelled). So a lookup is freed only once it is finished and none
+ * is outstanding.
+ *
+ * Every query looks in the answer cache first (dns_cache.h); a hit calls
+ * the query's callback at once, as c-ares does for a query that fails
+ * at once, with the cached answer. Answers that c-ares returns are
+ * stored with the TTL that dns_answer_inspect() finds in them.
  */
 #include "config.h"
 
@@ -25,6 +31,7 @@
 
 #include "clock.h"
 #include "dns.h"
+#include "dns_cache.h"
 #include "util.h"
 
 /* Defaults: c-ares tries each server twice, 5 seconds apart, as the
@@ -33,6 +40,14 @@
 #define DNS_DEFAULT_TRIES		2
 #define DNS_DEFAULT_LOOKUP_TIMEOUT_USEC	(60ull * 1000000)
 #define DNS_DEFAULT_PORT		53
+/* Answers kept; see dns_cache.h for the memory this bounds. */
+#define DNS_DEFAULT_CACHE_ENTRIES	4096
+
+/* Record types (RFC 1035 section 3.2.2, RFC 3596). */
+#define DNS_TYPE_A	1
+#define DNS_TYPE_PTR	12
+#define DNS_TYPE_MX	15
+#define DNS_TYPE_AAAA	28
 
 /* One socket that c-ares asked to watch. */
 struct dns_socket {
@@ -49,7 +64,14 @@ struct dns_resolver {
 	struct dns_socket *sockets;
 	struct clock_timer *retransmit_timer;
 	struct dns_lookup *lookups;	/* not finished yet */
+	struct dns_cache *cache;	/* NULL without caching */
 	bool destroying;
+};
+
+enum dns_lookup_kind {
+	DNS_LOOKUP_MX,
+	DNS_LOOKUP_HOST,
+	DNS_LOOKUP_PTR,
 };
 
 struct dns_lookup {
@@ -59,7 +81,8 @@ struct dns_lookup {
 	void *arg;
 	unsigned outstanding;		/* c-ares queries not called back */
 	bool finished;
-	bool mx;			/* an MX lookup, else one host */
+	enum dns_lookup_kind kind;
+	char *ptr_name;			/* the in-addr.arpa or ip6.arpa name */
 	struct clock_timer *start_timer;
 	struct clock_timer *timeout_timer;
 	struct dns_lookup *prev, *next;	/* resolver->lookups, until finished */
@@ -70,6 +93,9 @@ struct dns_query {
 	struct dns_lookup *lookup;
 	size_t host;			/* index into result->hosts */
 	int family;			/* AF_INET, AF_INET6, or 0 for MX */
+	int type;
+	char *name;			/* as asked */
+	unsigned cname_queries;		/* queries made for a chain's end */
 };
 
 static void dns_update_timer(struct dns_resolver *resolver);
@@ -100,6 +126,8 @@ dns_options_init(struct dns_options *options)
 	options->want_ipv4 = true;
 	options->want_ipv6 = true;
 	options->shuffle_equal_mx = true;
+	options->allow_mx_to_ip = false;
+	options->cache_entries = DNS_DEFAULT_CACHE_ENTRIES;
 }
 
 void
@@ -110,6 +138,7 @@ dns_options_from_config(struct dns_options *options,
 	options->servers = config->dns_servers;
 	if (config->dns_port > 0)
 		options->port = config->dns_port;
+	options->allow_mx_to_ip = config->allow_mx_to_ip;
 }
 
 /* --- c-ares on the event loop --------------------------------------- */
@@ -274,6 +303,8 @@ dns_resolver_new(struct event_base *base, const struct dns_options *options,
 	}
 	resolver->retransmit_timer = clock_timer_new(base, dns_retransmit_cb,
 	    resolver);
+	if (options->cache_entries > 0)
+		resolver->cache = dns_cache_new(options->cache_entries);
 	return resolver;
 }
 
@@ -301,7 +332,14 @@ dns_resolver_free(struct dns_resolver *resolver)
 		free(s);
 	}
 	clock_timer_free(resolver->retransmit_timer);
+	dns_cache_free(resolver->cache);
 	free(resolver);
+}
+
+size_t
+dns_resolver_cache_size(const struct dns_resolver *resolver)
+{
+	return resolver->cache != NULL ? dns_cache_size(resolver->cache) : 0;
 }
 
 /* Frees the lookup once it is finished and has no query in c-ares. */
@@ -313,6 +351,7 @@ dns_lookup_release(struct dns_lookup *lookup)
 	clock_timer_free(lookup->start_timer);
 	clock_timer_free(lookup->timeout_timer);
 	dns_result_free(lookup->result);
+	free(lookup->ptr_name);
 	free(lookup);
 }
 
@@ -361,28 +400,80 @@ dns_lookup_fail(struct dns_lookup *lookup, enum dns_status status,
 static void dns_query_cb(void *arg, int status, int timeouts,
     unsigned char *answer, int len);
 
+/*
+ * Starts one query: the MX (family 0) or PTR of the lookup, or the A or
+ * AAAA of host, under name when it is not NULL (the end of a CNAME
+ * chain, after cname_queries such queries). A cached answer calls back
+ * at once.
+ */
 static void
-dns_query_start(struct dns_lookup *lookup, size_t host, int family)
+dns_query_start(struct dns_lookup *lookup, size_t host, int family,
+    const char *name, unsigned cname_queries)
 {
+	struct dns_resolver *resolver = lookup->resolver;
 	struct dns_query *q = xcalloc(1, sizeof(*q));
-	const char *name = lookup->result->domain;
-	int type = 15;		/* MX */
-
-	if (family == AF_INET) {
-		name = lookup->result->hosts[host].name;
-		type = 1;	/* A */
-	} else if (family == AF_INET6) {
-		name = lookup->result->hosts[host].name;
-		type = 28;	/* AAAA */
-	}
+	const struct dns_cache_entry *cached = NULL;
 
 	q->lookup = lookup;
 	q->host = host;
 	q->family = family;
+	q->cname_queries = cname_queries;
+	if (family == AF_INET || family == AF_INET6) {
+		q->type = family == AF_INET ? DNS_TYPE_A : DNS_TYPE_AAAA;
+		q->name = xstrdup(name != NULL ? name :
+		    lookup->result->hosts[host].name);
+	} else if (lookup->kind == DNS_LOOKUP_PTR) {
+		q->type = DNS_TYPE_PTR;
+		q->name = xstrdup(lookup->ptr_name);
+	} else {
+		q->type = DNS_TYPE_MX;
+		q->name = xstrdup(lookup->result->domain);
+	}
 	lookup->outstanding++;
+	if (resolver->cache != NULL)
+		cached = dns_cache_get(resolver->cache, q->name, q->type,
+		    clock_monotonic_usec());
+	if (cached != NULL) {
+		/* A copy, since the callback may change the cache. A
+		 * negative timeouts count marks the answer as cached. */
+		unsigned char *answer = xmalloc(cached->len + 1);
+
+		memcpy(answer, cached->answer, cached->len);
+		dns_query_cb(q, cached->status, -1, answer, (int)cached->len);
+		free(answer);
+		return;
+	}
 	/* c-ares may call dns_query_cb before ares_query returns. */
-	ares_query(lookup->resolver->channel, name, 1 /* C_IN */, type,
+	ares_query(resolver->channel, q->name, 1 /* C_IN */, q->type,
 	    dns_query_cb, q);
+}
+
+/*
+ * Handles an MX target that is an IP address, which RFC 5321 section 5.1
+ * does not allow: with allow_mx_to_ip it is the host's address, else the
+ * host has none (as Exim does). Returns true when no query is needed.
+ */
+static bool
+dns_host_is_literal(struct dns_lookup *lookup, size_t index)
+{
+	struct dns_host *host = &lookup->result->hosts[index];
+	unsigned char addr[sizeof(struct in6_addr)];
+	int family = AF_INET;
+
+	if (lookup->kind != DNS_LOOKUP_MX)
+		return false;
+	if (inet_pton(AF_INET, host->name, addr) != 1) {
+		family = AF_INET6;
+		if (inet_pton(AF_INET6, host->name, addr) != 1)
+			return false;
+	}
+	if (lookup->resolver->options.allow_mx_to_ip) {
+		dns_host_add_address(host, family, addr);
+		dns_host_merge_status(host, DNS_OK);
+	} else {
+		dns_host_merge_status(host, DNS_NOT_FOUND);
+	}
+	return true;
 }
 
 /* Starts the A and AAAA queries of every host. */
@@ -396,10 +487,12 @@ dns_lookup_resolve_hosts(struct dns_lookup *lookup)
 	 * back inside dns_query_start(). */
 	lookup->outstanding++;
 	for (size_t i = 0; i < count && !lookup->finished; i++) {
+		if (dns_host_is_literal(lookup, i))
+			continue;
 		if (options->want_ipv4)
-			dns_query_start(lookup, i, AF_INET);
+			dns_query_start(lookup, i, AF_INET, NULL, 0);
 		if (options->want_ipv6 && !lookup->finished)
-			dns_query_start(lookup, i, AF_INET6);
+			dns_query_start(lookup, i, AF_INET6, NULL, 0);
 	}
 	lookup->outstanding--;
 	if (lookup->finished) {
@@ -455,20 +548,116 @@ dns_mx_answer(struct dns_lookup *lookup, int ares_status,
 	dns_lookup_resolve_hosts(lookup);
 }
 
+/*
+ * Takes an A or AAAA answer into its host. When the answer ends in a
+ * CNAME whose target it does not resolve, queries the target instead,
+ * a bounded number of times.
+ */
 static void
-dns_address_answer(struct dns_lookup *lookup, size_t index, int family,
-    int ares_status, const unsigned char *answer, int len)
+dns_address_answer(struct dns_query *q, int ares_status,
+    const unsigned char *answer, int len, const struct dns_answer_info *info,
+    bool inspected)
 {
-	struct dns_host *host = &lookup->result->hosts[index];
+	struct dns_lookup *lookup = q->lookup;
+	struct dns_host *host = &lookup->result->hosts[q->host];
 	enum dns_status status = dns_status_from_ares(ares_status);
 	char *error = NULL;
 
+	if (status == DNS_OK && inspected && info->type_records == 0 &&
+	    info->cname_links > 0) {
+		if (q->cname_queries < DNS_CNAME_QUERIES_MAX) {
+			dns_query_start(lookup, q->host, q->family,
+			    info->chain_end, q->cname_queries + 1);
+			return;
+		}
+		status = DNS_NOT_FOUND;	/* the chain never ends */
+	}
 	if (status == DNS_OK &&
-	    dns_address_answer_add(host, family, answer, len, &error) != 0) {
+	    dns_address_answer_add(host, q->family, answer, len, &error) != 0) {
 		free(error);
 		status = DNS_TEMPFAIL;
 	}
 	dns_host_merge_status(host, status);
+}
+
+/* Takes a PTR answer: each name becomes a host without addresses. */
+static void
+dns_ptr_answer(struct dns_lookup *lookup, int ares_status,
+    const unsigned char *answer, int len)
+{
+	struct dns_result *result = lookup->result;
+	enum dns_status status = dns_status_from_ares(ares_status);
+	unsigned char addr[sizeof(struct in6_addr)] = { 0 };
+	struct hostent *he = NULL;
+
+	/* c-ares copies addr into the hostent; which one does not matter
+	 * here, only the names. */
+	if (status == DNS_OK && ares_parse_ptr_reply(answer, len, addr,
+	    sizeof(struct in_addr), AF_INET, &he) != ARES_SUCCESS)
+		status = DNS_TEMPFAIL;
+	if (he != NULL) {
+		for (size_t i = 0; he->h_aliases[i] != NULL &&
+		    result->host_count < DNS_MX_HOSTS_MAX; i++) {
+			result->hosts = xreallocarray(result->hosts,
+			    result->host_count + 1, sizeof(*result->hosts));
+			memset(&result->hosts[result->host_count], 0,
+			    sizeof(*result->hosts));
+			result->hosts[result->host_count].name =
+			    dns_name_copy(he->h_aliases[i]);
+			result->hosts[result->host_count].status = DNS_OK;
+			result->host_count++;
+		}
+		ares_free_hostent(he);
+	}
+	if (status == DNS_OK && result->host_count == 0)
+		status = DNS_NO_DATA;
+	free(result->error);
+	result->error = NULL;
+	result->status = status == DNS_NO_DATA ? DNS_NOT_FOUND : status;
+	if (result->status != DNS_OK)
+		result->error = xasprintf("PTR lookup for %s: %s",
+		    result->domain, dns_status_name(status));
+	dns_lookup_finish(lookup);
+}
+
+/* Stores what c-ares answered in the cache, for as long as the answer
+ * allows. Returns whether info describes the answer. */
+static bool
+dns_query_remember(struct dns_query *q, int status,
+    const unsigned char *answer, int len, int timeouts,
+    struct dns_answer_info *info)
+{
+	struct dns_cache *cache = q->lookup->resolver->cache;
+	char *error = NULL;
+	uint32_t ttl;
+
+	if (answer == NULL || len <= 0 ||
+	    dns_answer_inspect(answer, (size_t)len, q->type, info,
+	    &error) != 0) {
+		free(error);
+		return false;
+	}
+	/* timeouts < 0 marks an answer that came from the cache. */
+	if (cache == NULL || timeouts < 0)
+		return true;
+	if (status == ARES_SUCCESS)
+		ttl = info->ttl;
+	else if (status == ARES_ENODATA || status == ARES_ENOTFOUND)
+		ttl = info->has_soa ? (info->negative_ttl <
+		    DNS_CACHE_NEGATIVE_TTL_MAX ? info->negative_ttl :
+		    DNS_CACHE_NEGATIVE_TTL_MAX) : 0;
+	else
+		return true;
+	dns_cache_put(cache, q->name, q->type, status, answer, (size_t)len,
+	    ttl, clock_monotonic_usec());
+	return true;
+}
+
+static void
+dns_query_free(struct dns_query *q)
+{
+	free(q->name);
+	free(q);
 }
 
 static void
@@ -477,22 +666,36 @@ dns_query_cb(void *arg, int status, int timeouts, unsigned char *answer,
 {
 	struct dns_query *q = arg;
 	struct dns_lookup *lookup = q->lookup;
+	struct dns_answer_info info;
+	bool inspected;
 
-	(void)timeouts;
 	lookup->outstanding--;
 	if (lookup->finished || status == ARES_EDESTRUCTION ||
 	    status == ARES_ECANCELLED) {
-		free(q);
+		dns_query_free(q);
 		dns_lookup_release(lookup);
 		return;
 	}
+	inspected = dns_query_remember(q, status, answer, len, timeouts,
+	    &info);
 	if (q->family == 0) {
-		free(q);
-		dns_mx_answer(lookup, status, answer, len);
+		dns_query_free(q);
+		if (lookup->kind == DNS_LOOKUP_PTR)
+			dns_ptr_answer(lookup, status, answer, len);
+		else
+			dns_mx_answer(lookup, status, answer, len);
 		return;
 	}
-	dns_address_answer(lookup, q->host, q->family, status, answer, len);
-	free(q);
+	/* Holds the lookup alive while a query for a CNAME's target may
+	 * call back at once. */
+	lookup->outstanding++;
+	dns_address_answer(q, status, answer, len, &info, inspected);
+	dns_query_free(q);
+	lookup->outstanding--;
+	if (lookup->finished) {
+		dns_lookup_release(lookup);
+		return;
+	}
 	if (lookup->outstanding == 0) {
 		dns_result_settle(lookup->result);
 		dns_lookup_finish(lookup);
@@ -512,8 +715,9 @@ dns_lookup_timeout_cb(void *arg)
 }
 
 /* Starts the first queries, from the loop: c-ares calls back inside
- * ares_query() when a query fails at once, and the callback of a lookup
- * must not run before dns_lookup_mx() or dns_lookup_host() returns. */
+ * ares_query() when a query fails at once (and so does a cache hit),
+ * and the callback of a lookup must not run before the function that
+ * started it returns. */
 static void
 dns_lookup_start_cb(void *arg)
 {
@@ -522,13 +726,13 @@ dns_lookup_start_cb(void *arg)
 
 	clock_timer_arm(lookup->timeout_timer,
 	    resolver->options.lookup_timeout_usec);
-	if (lookup->mx) {
+	if (lookup->kind == DNS_LOOKUP_HOST) {
+		dns_lookup_resolve_hosts(lookup);
+	} else {
 		lookup->outstanding++;
-		dns_query_start(lookup, 0, 0);
+		dns_query_start(lookup, 0, 0, NULL, 0);
 		lookup->outstanding--;
 		dns_lookup_release(lookup);
-	} else {
-		dns_lookup_resolve_hosts(lookup);
 	}
 	/* The lookup may be gone here. */
 	dns_update_timer(resolver);
@@ -536,20 +740,15 @@ dns_lookup_start_cb(void *arg)
 
 static struct dns_lookup *
 dns_lookup_start(struct dns_resolver *resolver, const char *name,
-    bool mx, dns_result_cb cb, void *arg, char **error)
+    enum dns_lookup_kind kind, char *ptr_name, dns_result_cb cb, void *arg)
 {
 	struct dns_lookup *lookup;
 	struct dns_result *result;
 
-	if (dns_name_check(name) != 0) {
-		*error = xasprintf("\"%.*s\" is not a valid domain name",
-		    DNS_NAME_MAX + 1, name);
-		return NULL;
-	}
 	result = xcalloc(1, sizeof(*result));
 	result->domain = dns_name_copy(name);
 	result->status = DNS_TEMPFAIL;
-	if (!mx) {
+	if (kind == DNS_LOOKUP_HOST) {
 		result->hosts = xcalloc(1, sizeof(*result->hosts));
 		result->hosts[0].name = dns_name_copy(name);
 		result->hosts[0].status = DNS_NO_DATA;
@@ -561,7 +760,8 @@ dns_lookup_start(struct dns_resolver *resolver, const char *name,
 	lookup->result = result;
 	lookup->cb = cb;
 	lookup->arg = arg;
-	lookup->mx = mx;
+	lookup->kind = kind;
+	lookup->ptr_name = ptr_name;
 	lookup->start_timer = clock_timer_new(resolver->base,
 	    dns_lookup_start_cb, lookup);
 	lookup->timeout_timer = clock_timer_new(resolver->base,
@@ -574,18 +774,73 @@ dns_lookup_start(struct dns_resolver *resolver, const char *name,
 	return lookup;
 }
 
+static int
+dns_check_name(const char *name, char **error)
+{
+	if (dns_name_check(name) == 0)
+		return 0;
+	*error = xasprintf("\"%.*s\" is not a valid domain name",
+	    DNS_NAME_MAX + 1, name);
+	return -1;
+}
+
 struct dns_lookup *
 dns_lookup_mx(struct dns_resolver *resolver, const char *domain,
     dns_result_cb cb, void *arg, char **error)
 {
-	return dns_lookup_start(resolver, domain, true, cb, arg, error);
+	if (dns_check_name(domain, error) != 0)
+		return NULL;
+	return dns_lookup_start(resolver, domain, DNS_LOOKUP_MX, NULL, cb,
+	    arg);
 }
 
 struct dns_lookup *
 dns_lookup_host(struct dns_resolver *resolver, const char *name,
     dns_result_cb cb, void *arg, char **error)
 {
-	return dns_lookup_start(resolver, name, false, cb, arg, error);
+	if (dns_check_name(name, error) != 0)
+		return NULL;
+	return dns_lookup_start(resolver, name, DNS_LOOKUP_HOST, NULL, cb,
+	    arg);
+}
+
+/* Writes the reverse-lookup name of an address (RFC 1035 section 3.5,
+ * RFC 3596 section 2.5). Returns NULL when text is not an address. */
+static char *
+dns_reverse_name(const char *text)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char a[sizeof(struct in6_addr)];
+	char name[80];
+	size_t n = 0;
+
+	if (inet_pton(AF_INET, text, a) == 1)
+		return xasprintf("%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1],
+		    a[0]);
+	if (inet_pton(AF_INET6, text, a) != 1)
+		return NULL;
+	for (int i = 15; i >= 0; i--) {
+		name[n++] = hex[a[i] & 0x0f];
+		name[n++] = '.';
+		name[n++] = hex[a[i] >> 4];
+		name[n++] = '.';
+	}
+	memcpy(name + n, "ip6.arpa", sizeof("ip6.arpa"));
+	return xstrdup(name);
+}
+
+struct dns_lookup *
+dns_lookup_ptr(struct dns_resolver *resolver, const char *address,
+    dns_result_cb cb, void *arg, char **error)
+{
+	char *ptr_name = dns_reverse_name(address);
+
+	if (ptr_name == NULL) {
+		*error = xasprintf("\"%.60s\" is not an IP address", address);
+		return NULL;
+	}
+	return dns_lookup_start(resolver, address, DNS_LOOKUP_PTR, ptr_name,
+	    cb, arg);
 }
 
 void

@@ -7,7 +7,21 @@
  * A and AAAA records. A domain without MX records gets an implicit MX,
  * the domain itself at preference 0. A null MX (a single record "."
  * at preference 0, RFC 7505) means the domain accepts no mail.
- * dns_lookup_host() resolves one host name, for a smarthost.
+ * dns_lookup_host() resolves one host name, for a smarthost, and
+ * dns_lookup_ptr() finds the names of an IP address (PTR records).
+ *
+ * A CNAME chain is followed: the resolver usually returns the whole
+ * chain with the final records, and when an answer ends in a CNAME
+ * without them, the target is queried again, up to DNS_CNAME_QUERIES_MAX
+ * times. A chain of more than DNS_CNAME_LINKS_MAX links in one answer,
+ * or a loop, leaves the host without an address. An MX target that is
+ * an IP address is used as one only with allow_mx_to_ip (as Exim's
+ * option of that name); otherwise that host has no address.
+ *
+ * Answers are cached in the resolver (see dns_cache.h), keyed by name
+ * and type: positive answers for their smallest TTL, "no such name" and
+ * "no records of this type" for the TTL of the zone's SOA record (RFC
+ * 2308 section 5), both within bounds. Failures are not cached.
  *
  * The resolver queries the servers named by the dns_servers option (an
  * Exim list of IPv4 or IPv6 addresses) on port dns_port. When
@@ -44,6 +58,8 @@ struct dns_lookup;
 #define DNS_MX_HOSTS_MAX	32
 #define DNS_HOST_ADDRESSES_MAX	16	/* per host, both families together */
 #define DNS_SERVERS_MAX		8
+#define DNS_CNAME_LINKS_MAX	8	/* CNAMEs in one answer's chain */
+#define DNS_CNAME_QUERIES_MAX	4	/* extra queries for a chain's end */
 
 enum dns_status {
 	DNS_OK = 0,
@@ -102,6 +118,8 @@ struct dns_options {
 	/* Shuffles MX hosts of equal preference, as RFC 5321 section 5.1
 	 * recommends. Tests turn it off to get the answer's order. */
 	bool shuffle_equal_mx;
+	bool allow_mx_to_ip;		/* see the file comment */
+	size_t cache_entries;		/* 0: no cache */
 };
 
 /* Fills options with the defaults, servers from resolv.conf. */
@@ -137,6 +155,15 @@ struct dns_lookup *dns_lookup_mx(struct dns_resolver *resolver,
  * host at preference 0. */
 struct dns_lookup *dns_lookup_host(struct dns_resolver *resolver,
     const char *name, dns_result_cb cb, void *arg, char **error);
+
+/* As dns_lookup_mx(), but finds the PTR names of an IPv4 or IPv6
+ * address (text): each becomes a host of the result, without addresses,
+ * and the status is DNS_OK when there is one. */
+struct dns_lookup *dns_lookup_ptr(struct dns_resolver *resolver,
+    const char *address, dns_result_cb cb, void *arg, char **error);
+
+/* Entries in the resolver's answer cache now. */
+size_t dns_resolver_cache_size(const struct dns_resolver *resolver);
 
 /* Stops a lookup; its callback will not run. */
 void dns_lookup_cancel(struct dns_lookup *lookup);
@@ -203,6 +230,11 @@ void dns_hosts_shuffle_equal(struct dns_host *hosts, size_t count,
 int dns_address_answer_add(struct dns_host *host, int family,
     const unsigned char *answer, int len, char **error);
 
+/* Adds one address (a struct in_addr or in6_addr of family) to host,
+ * unless it is there already or the host has DNS_HOST_ADDRESSES_MAX. */
+void dns_host_add_address(struct dns_host *host, int family,
+    const void *addr);
+
 /* Folds the status of one address query into host->status: any
  * address makes it DNS_OK, else a temporary failure wins over "no such
  * name" (DNS_NOT_FOUND), which wins over DNS_NO_DATA. */
@@ -219,5 +251,57 @@ void dns_result_settle(struct dns_result *result);
 
 /* Frees count hosts and the array. Accepts NULL. */
 void dns_hosts_free(struct dns_host *hosts, size_t count);
+
+/* Facts of a DNS message other than its records' data, for the cache
+ * and for CNAME chains. */
+struct dns_answer_info {
+	int rcode;			/* 0 NOERROR, 3 NXDOMAIN, ... */
+	unsigned answer_count;
+	/* Smallest TTL of the answer section, in seconds. */
+	uint32_t ttl;
+	/* RFC 2308 section 5: the smaller of the TTL and the MINIMUM of
+	 * an SOA record in the authority section, when there is one. */
+	bool has_soa;
+	uint32_t negative_ttl;
+	/* Where the CNAME chain from the question name ends (the question
+	 * name itself without CNAMEs), the links to it, and the records
+	 * of the question type that this name owns. */
+	char chain_end[DNS_NAME_MAX + 1];
+	unsigned cname_links;
+	unsigned type_records;
+};
+
+/*
+ * Reads the header, question, answer and authority sections of a DNS
+ * message of len bytes asked about type qtype. Compressed names are
+ * followed with a bound on pointers and length. Returns 0, or -1 with
+ * *error set (caller frees) for a malformed message, a CNAME chain of
+ * more than DNS_CNAME_LINKS_MAX links or a CNAME loop.
+ */
+int dns_answer_inspect(const unsigned char *msg, size_t len, int qtype,
+    struct dns_answer_info *info, char **error);
+
+/* Tells dns_result_remove_local() whether an address is this host's. */
+typedef bool (*dns_is_local_fn)(const struct dns_address *address,
+    void *arg);
+
+/* Results of dns_result_remove_local(). */
+enum dns_self {
+	DNS_SELF_NONE,		/* no host is this host */
+	DNS_SELF_DROPPED,	/* hosts at or after our preference dropped */
+	DNS_SELF_LOWEST,	/* the most preferred host is this host */
+};
+
+/*
+ * Applies RFC 5321 section 5.1 for a host that is itself an MX host of
+ * the domain: every host whose preference is not lower than the lowest
+ * preference of a host with a local address is removed. When that
+ * leaves nothing (this host is the most preferred, or the domain's own
+ * address is local with an implicit MX), the result is left as it was
+ * and DNS_SELF_LOWEST is returned, so that the caller can apply Exim's
+ * "self" option.
+ */
+enum dns_self dns_result_remove_local(struct dns_result *result,
+    dns_is_local_fn is_local, void *arg);
 
 #endif

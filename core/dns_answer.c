@@ -234,7 +234,7 @@ dns_hosts_shuffle_equal(struct dns_host *hosts, size_t count,
 	}
 }
 
-static void
+void
 dns_host_add_address(struct dns_host *host, int family, const void *addr)
 {
 	struct dns_address *a;
@@ -370,4 +370,271 @@ dns_result_free(struct dns_result *result)
 	free(result->domain);
 	free(result->error);
 	free(result);
+}
+
+/* --- raw messages: TTLs and CNAME chains ---------------------------- */
+
+#define DNS_HEADER_SIZE		12
+#define DNS_TYPE_CNAME		5
+#define DNS_TYPE_SOA		6
+/* Compression pointers followed in one name; a real name needs far
+ * fewer, and a loop stops here. */
+#define DNS_POINTERS_MAX	32
+
+/* Reads a 16- or 32-bit number at msg[pos] in network order. */
+static unsigned
+dns_get16(const unsigned char *msg, size_t pos)
+{
+	return ((unsigned)msg[pos] << 8) | msg[pos + 1];
+}
+
+static uint32_t
+dns_get32(const unsigned char *msg, size_t pos)
+{
+	return ((uint32_t)msg[pos] << 24) | ((uint32_t)msg[pos + 1] << 16) |
+	    ((uint32_t)msg[pos + 2] << 8) | msg[pos + 3];
+}
+
+/*
+ * Reads the (possibly compressed) name at *pos into out (lower case,
+ * labels joined by dots, no final dot, "" for the root) and moves *pos
+ * past it in the message. Returns 0, or -1 when the name runs past the
+ * message, is longer than DNS_NAME_MAX or follows too many pointers.
+ */
+static int
+dns_read_name(const unsigned char *msg, size_t len, size_t *pos,
+    char out[DNS_NAME_MAX + 1])
+{
+	size_t at = *pos, n = 0;
+	unsigned pointers = 0;
+	bool jumped = false;
+
+	for (;;) {
+		unsigned label;
+
+		if (at >= len)
+			return -1;
+		label = msg[at];
+		if ((label & 0xc0) == 0xc0) {
+			if (at + 1 >= len || ++pointers > DNS_POINTERS_MAX)
+				return -1;
+			if (!jumped)
+				*pos = at + 2;
+			jumped = true;
+			at = ((label & 0x3f) << 8) | msg[at + 1];
+			continue;
+		}
+		if ((label & 0xc0) != 0)
+			return -1;	/* the extended label types are unused */
+		if (label == 0) {
+			if (!jumped)
+				*pos = at + 1;
+			out[n] = '\0';
+			return 0;
+		}
+		if (at + 1 + label > len || n + label + (n > 0) > DNS_NAME_MAX)
+			return -1;
+		if (n > 0)
+			out[n++] = '.';
+		for (unsigned i = 0; i < label; i++) {
+			unsigned char c = msg[at + 1 + i];
+
+			out[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+		}
+		at += 1 + label;
+	}
+}
+
+/* One resource record of a message, its data still in place. */
+struct dns_rr {
+	char owner[DNS_NAME_MAX + 1];
+	unsigned type;
+	uint32_t ttl;
+	size_t data;		/* offset of the data in the message */
+	unsigned data_len;
+};
+
+static int
+dns_read_rr(const unsigned char *msg, size_t len, size_t *pos,
+    struct dns_rr *rr)
+{
+	if (dns_read_name(msg, len, pos, rr->owner) != 0 || *pos + 10 > len)
+		return -1;
+	rr->type = dns_get16(msg, *pos);
+	rr->ttl = dns_get32(msg, *pos + 4);
+	rr->data_len = dns_get16(msg, *pos + 8);
+	rr->data = *pos + 10;
+	if (rr->data + rr->data_len > len)
+		return -1;
+	/* RFC 2181 section 8: a TTL with the top bit set means zero. */
+	if (rr->ttl > 0x7fffffff)
+		rr->ttl = 0;
+	*pos = rr->data + rr->data_len;
+	return 0;
+}
+
+/* The records of the answer section, at most this many looked at. */
+#define DNS_ANSWER_RRS_MAX	256
+
+struct dns_cname {
+	char owner[DNS_NAME_MAX + 1];
+	char target[DNS_NAME_MAX + 1];
+};
+
+/* Follows the chain of CNAMEs from info->chain_end, which starts as the
+ * question name. */
+static int
+dns_follow_chain(const struct dns_cname *cnames, size_t count,
+    struct dns_answer_info *info, char **error)
+{
+	for (;;) {
+		const struct dns_cname *next = NULL;
+
+		for (size_t i = 0; i < count && next == NULL; i++)
+			if (strcmp(cnames[i].owner, info->chain_end) == 0)
+				next = &cnames[i];
+		if (next == NULL)
+			return 0;
+		if (++info->cname_links > DNS_CNAME_LINKS_MAX) {
+			*error = xasprintf("CNAME chain of more than %d links "
+			    "(or a loop) from %s", DNS_CNAME_LINKS_MAX,
+			    cnames[0].owner);
+			return -1;
+		}
+		strlcpy_s(info->chain_end, next->target,
+		    sizeof(info->chain_end));
+	}
+}
+
+int
+dns_answer_inspect(const unsigned char *msg, size_t len, int qtype,
+    struct dns_answer_info *info, char **error)
+{
+	struct dns_cname *cnames = NULL;
+	char qname[DNS_NAME_MAX + 1];
+	size_t cname_count = 0, pos = DNS_HEADER_SIZE;
+	unsigned qdcount, ancount, nscount;
+	bool have_ttl = false;
+	int rc = -1;
+
+	memset(info, 0, sizeof(*info));
+	if (len < DNS_HEADER_SIZE)
+		goto malformed;
+	info->rcode = msg[3] & 0x0f;
+	qdcount = dns_get16(msg, 4);
+	ancount = dns_get16(msg, 6);
+	nscount = dns_get16(msg, 8);
+	info->answer_count = ancount;
+	if (qdcount != 1)
+		goto malformed;
+	if (dns_read_name(msg, len, &pos, info->chain_end) != 0 ||
+	    pos + 4 > len)
+		goto malformed;
+	pos += 4;
+
+	if (ancount > DNS_ANSWER_RRS_MAX)
+		ancount = DNS_ANSWER_RRS_MAX;
+	cnames = xcalloc(ancount > 0 ? ancount : 1, sizeof(*cnames));
+	for (unsigned i = 0; i < ancount; i++) {
+		struct dns_rr rr;
+
+		if (dns_read_rr(msg, len, &pos, &rr) != 0)
+			goto malformed;
+		if (!have_ttl || rr.ttl < info->ttl)
+			info->ttl = rr.ttl;
+		have_ttl = true;
+		if (rr.type == DNS_TYPE_CNAME) {
+			size_t at = rr.data;
+
+			strlcpy_s(cnames[cname_count].owner, rr.owner,
+			    sizeof(cnames[cname_count].owner));
+			if (dns_read_name(msg, len, &at,
+			    cnames[cname_count].target) != 0)
+				goto malformed;
+			cname_count++;
+		}
+	}
+	if (dns_follow_chain(cnames, cname_count, info, error) != 0)
+		goto out;
+
+	/* Count the records of the type that the chain's end owns; the
+	 * first pass has checked that every record can be read. */
+	pos = DNS_HEADER_SIZE;
+	dns_read_name(msg, len, &pos, qname);
+	pos += 4;
+	for (unsigned i = 0; i < ancount; i++) {
+		struct dns_rr rr;
+
+		dns_read_rr(msg, len, &pos, &rr);
+		if ((int)rr.type == qtype &&
+		    strcmp(rr.owner, info->chain_end) == 0)
+			info->type_records++;
+	}
+
+	/* The authority section: an SOA sets the negative TTL. */
+	for (unsigned i = 0; i < nscount && i < DNS_ANSWER_RRS_MAX; i++) {
+		struct dns_rr rr;
+		char name[DNS_NAME_MAX + 1];
+		size_t at;
+
+		if (dns_read_rr(msg, len, &pos, &rr) != 0)
+			break;		/* the answer is what matters */
+		if (rr.type != DNS_TYPE_SOA)
+			continue;
+		at = rr.data;
+		if (dns_read_name(msg, len, &at, name) != 0 ||
+		    dns_read_name(msg, len, &at, name) != 0 ||
+		    at + 20 > rr.data + rr.data_len)
+			continue;
+		info->has_soa = true;
+		info->negative_ttl = dns_get32(msg, at + 16);
+		if (rr.ttl < info->negative_ttl)
+			info->negative_ttl = rr.ttl;
+		break;
+	}
+	rc = 0;
+	goto out;
+
+malformed:
+	*error = xstrdup("malformed DNS message");
+out:
+	free(cnames);
+	return rc;
+}
+
+/* --- this host among the MX hosts ----------------------------------- */
+
+enum dns_self
+dns_result_remove_local(struct dns_result *result, dns_is_local_fn is_local,
+    void *arg)
+{
+	size_t keep = result->host_count;
+
+	/* Hosts are sorted by preference, so the first local one has the
+	 * lowest preference of them. */
+	for (size_t i = 0; i < result->host_count && keep == result->host_count;
+	    i++) {
+		const struct dns_host *h = &result->hosts[i];
+
+		for (size_t j = 0; j < h->address_count; j++) {
+			if (is_local(&h->addresses[j], arg)) {
+				keep = i;
+				break;
+			}
+		}
+	}
+	if (keep == result->host_count)
+		return DNS_SELF_NONE;
+	/* Hosts of the same preference before it go too. */
+	while (keep > 0 && result->hosts[keep - 1].preference ==
+	    result->hosts[keep].preference)
+		keep--;
+	if (keep == 0)
+		return DNS_SELF_LOWEST;
+	for (size_t i = keep; i < result->host_count; i++) {
+		free(result->hosts[i].name);
+		free(result->hosts[i].addresses);
+	}
+	result->host_count = keep;
+	return DNS_SELF_DROPPED;
 }

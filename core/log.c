@@ -70,6 +70,7 @@ static struct log_file files[KIND_COUNT] = {	/* under log_lock */
 	[0 ... KIND_COUNT - 1] = { .fd = -1 },
 };
 static bool syslog_open;			/* under log_lock */
+static log_divert_fn divert;			/* under log_lock */
 
 static _Atomic uint64_t write_failures;
 
@@ -668,6 +669,11 @@ log_write_text(unsigned targets, const char *msgid, const char *text)
 	log_append_msgid(prefix, sizeof(prefix), len, msgid);
 
 	pthread_mutex_lock(&log_lock);
+	if (divert != NULL) {
+		divert(targets, msgid, text);
+		pthread_mutex_unlock(&log_lock);
+		return;
+	}
 	if (!configured) {
 		len = log_build_line(line, prefix, text,
 		    (targets & LOG_REJECT) != 0);
@@ -689,6 +695,14 @@ log_write_text(unsigned targets, const char *msgid, const char *text)
 			log_syslog(kind, line);
 		}
 	}
+	pthread_mutex_unlock(&log_lock);
+}
+
+void
+log_set_divert(log_divert_fn fn)
+{
+	pthread_mutex_lock(&log_lock);
+	divert = fn;
 	pthread_mutex_unlock(&log_lock);
 }
 

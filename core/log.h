@@ -152,6 +152,16 @@ void log_vwrite(unsigned targets, const char *msgid, const char *fmt,
 void log_write_text(unsigned targets, const char *msgid, const char *text);
 
 /*
+ * Hands every line to fn instead of writing it anywhere. -bh uses it to
+ * show what it would log while logging nothing. fn gets the targets, the
+ * message id (or NULL) and the text without the date prefix. It runs
+ * under the log lock, so it must not log. NULL restores normal writing.
+ */
+typedef void (*log_divert_fn)(unsigned targets, const char *msgid,
+    const char *text);
+void log_set_divert(log_divert_fn fn);
+
+/*
  * Writes the line prefix for time tv and msgid (may be NULL) into buf,
  * with the current selectors. Returns its length; size must be at least
  * LOG_PREFIX_MAX.

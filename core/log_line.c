@@ -816,3 +816,104 @@ log_line_queue_run(bool start, long pid)
 	log_line_format_queue_run(text, sizeof(text), start, pid);
 	log_write_text(LOG_MAIN, NULL, text);
 }
+
+size_t
+log_line_format_queue_run_options(char *buf, size_t size,
+    const struct log_queue_run *run)
+{
+	struct line line;
+
+	line_init(&line, buf, size);
+	line_addf(&line, "%s queue run: pid=%ld", run->start ? "Start" : "End",
+	    run->pid);
+	if (run->flags != NULL && run->flags[0] != '\0') {
+		line_add(&line, " -q");
+		line_add_escaped(&line, run->flags, LOG_FIELD_MAX,
+		    LOG_ESCAPE_TOKEN);
+	}
+	if (run->recipient_match != NULL) {
+		line_add(&line, run->recipient_regex ? " -Rr " : " -R ");
+		line_add_escaped(&line, run->recipient_match, LOG_FIELD_MAX,
+		    LOG_ESCAPE_TEXT);
+	}
+	if (run->sender_match != NULL) {
+		line_add(&line, run->sender_regex ? " -Sr " : " -S ");
+		line_add_escaped(&line, run->sender_match, LOG_FIELD_MAX,
+		    LOG_ESCAPE_TEXT);
+	}
+	return line_finish(&line);
+}
+
+void
+log_line_queue_run_options(const struct log_queue_run *run)
+{
+	char text[LOG_TEXT_MAX + 1];
+
+	if (!log_selected(LOG_SEL_QUEUE_RUN))
+		return;
+	log_line_format_queue_run_options(text, sizeof(text), run);
+	log_write_text(LOG_MAIN, NULL, text);
+}
+
+size_t
+log_line_format_message_event(char *buf, size_t size,
+    enum log_message_event event, const char *address, const char *user)
+{
+	struct line line;
+	bool by_user = true;
+
+	line_init(&line, buf, size);
+	switch (event) {
+	case LOG_EVENT_FROZEN:
+		line_add(&line, "frozen");
+		break;
+	case LOG_EVENT_UNFROZEN:
+		line_add(&line, "unfrozen");
+		break;
+	case LOG_EVENT_REMOVED:
+		line_add(&line, "removed");
+		break;
+	case LOG_EVENT_CANCELLED:
+		line_add(&line, "cancelled");
+		break;
+	case LOG_EVENT_MARKED_DELIVERED:
+		line_add_angled(&line, "address ", address);
+		line_add(&line, " marked delivered");
+		break;
+	case LOG_EVENT_RECIPIENT_ADDED:
+		line_add_angled(&line, "recipient ", address);
+		line_add(&line, " added");
+		break;
+	case LOG_EVENT_SENDER_CHANGED:
+		line_add_angled(&line, "sender address changed to ", address);
+		break;
+	case LOG_EVENT_FORCED_THAW:
+		line_add(&line, "Unfrozen by forced delivery");
+		by_user = false;
+		break;
+	case LOG_EVENT_SKIPPED_FROZEN:
+		line_add(&line, "Message is frozen");
+		by_user = false;
+		break;
+	}
+	if (by_user) {
+		line_add(&line, " by ");
+		line_add_escaped(&line, user != NULL ? user : "", LOG_FIELD_MAX,
+		    LOG_ESCAPE_TOKEN);
+	}
+	return line_finish(&line);
+}
+
+void
+log_line_message_event(const char *msgid, enum log_message_event event,
+    const char *address, const char *user)
+{
+	char text[LOG_TEXT_MAX + 1];
+
+	if (event == LOG_EVENT_SKIPPED_FROZEN &&
+	    !log_selected(LOG_SEL_SKIP_DELIVERY))
+		return;
+	log_line_format_message_event(text, sizeof(text), event, address,
+	    user);
+	log_write_text(LOG_MAIN, msgid, text);
+}

@@ -266,4 +266,46 @@ size_t log_line_format_queue_run(char *buf, size_t size, bool start,
     long pid);
 void log_line_queue_run(bool start, long pid);
 
+/* The options of a queue run, for its start and end lines. */
+struct log_queue_run {
+	bool start;			/* "Start queue run", else "End" */
+	long pid;
+	const char *flags;		/* " -q<flags>", e.g. "ff" or "i";
+					 * NULL or "" for a plain -q */
+	const char *recipient_match;	/* " -R <string>", or NULL */
+	bool recipient_regex;		/* "-Rr" */
+	const char *sender_match;	/* " -S <string>", or NULL */
+	bool sender_regex;		/* "-Sr" */
+};
+
+/* "Start queue run: pid=N -qff -R string -S string", logged only with
+ * queue_run. */
+size_t log_line_format_queue_run_options(char *buf, size_t size,
+    const struct log_queue_run *run);
+void log_line_queue_run_options(const struct log_queue_run *run);
+
+/* Lines about one message that an operator's command or a forced
+ * delivery causes. */
+enum log_message_event {
+	LOG_EVENT_FROZEN,		/* "frozen by <user>" */
+	LOG_EVENT_UNFROZEN,		/* "unfrozen by <user>" */
+	LOG_EVENT_REMOVED,		/* "removed by <user>" */
+	LOG_EVENT_CANCELLED,		/* "cancelled by <user>" */
+	LOG_EVENT_MARKED_DELIVERED,	/* "address <a> marked delivered by
+					 * <user>" */
+	LOG_EVENT_RECIPIENT_ADDED,	/* "recipient <a> added by <user>" */
+	LOG_EVENT_SENDER_CHANGED,	/* "sender address changed to <a> by
+					 * <user>" */
+	LOG_EVENT_FORCED_THAW,		/* "Unfrozen by forced delivery" */
+	LOG_EVENT_SKIPPED_FROZEN,	/* "Message is frozen", logged only
+					 * with skip_delivery */
+};
+
+/* address is used by the events that name one ("" for <>), user by
+ * those that end in "by <user>". */
+size_t log_line_format_message_event(char *buf, size_t size,
+    enum log_message_event event, const char *address, const char *user);
+void log_line_message_event(const char *msgid, enum log_message_event event,
+    const char *address, const char *user);
+
 #endif

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,6 +24,8 @@ struct match_ctx {
 	const char *domain;
 	bool check_only;
 	char **error;
+	char *matched;			/* the deciding item, or NULL */
+	size_t matched_size;
 };
 
 static const char *
@@ -194,8 +197,15 @@ match_list(struct match_ctx *m, const char *list_name, const char *list,
 			rc = match_domain_item(m, list_name, item);
 		if (rc < 0)
 			return -1;
-		if (rc == 1)
+		if (rc == 1) {
+			/* The innermost item is kept, unless a "!" here
+			 * turns the result around. */
+			if (m->matched != NULL && (m->matched[0] == '\0' ||
+			    negated))
+				snprintf(m->matched, m->matched_size, "%s%s",
+				    negated ? "!" : "", item);
 			return negated ? 0 : 1;
+		}
 	}
 	if (iter.error) {
 		*m->error = xasprintf("%s %s: an item is longer than %d bytes",
@@ -276,6 +286,47 @@ match_named_domainlist(const struct config *config, const char *name,
 {
 	return match_domainlist(config, name,
 	    config_named_list(config, CONFIG_DOMAINLIST, name), domain, error);
+}
+
+int
+match_named_hostlist_item(const struct config *config, const char *name,
+    const struct sockaddr *addr, char *matched, size_t size, char **error)
+{
+	struct match_ctx m = { .config = config, .kind = CONFIG_HOSTLIST,
+	    .error = error, .matched = matched, .matched_size = size };
+	unsigned char ip[16];
+	size_t ip_len;
+
+	matched[0] = '\0';
+	if (addr != NULL && match_sockaddr_ip(addr, ip, &ip_len)) {
+		m.ip = ip;
+		m.ip_len = ip_len;
+	}
+	return match_list(&m, name,
+	    config_named_list(config, CONFIG_HOSTLIST, name), 0);
+}
+
+int
+match_named_domainlist_item(const struct config *config, const char *name,
+    const char *domain, char *matched, size_t size, char **error)
+{
+	struct match_ctx m = { .config = config, .kind = CONFIG_DOMAINLIST,
+	    .domain = domain, .error = error, .matched = matched,
+	    .matched_size = size };
+
+	matched[0] = '\0';
+	return match_list(&m, name,
+	    config_named_list(config, CONFIG_DOMAINLIST, name), 0);
+}
+
+int
+match_check_hostlist(const struct config *config, const char *list_name,
+    const char *list, char **error)
+{
+	struct match_ctx m = { .config = config, .kind = CONFIG_HOSTLIST,
+	    .check_only = true, .error = error };
+
+	return match_list(&m, list_name, list, 0) < 0 ? -1 : 0;
 }
 
 int

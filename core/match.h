@@ -28,6 +28,7 @@
 #ifndef SLUICE_MATCH_H
 #define SLUICE_MATCH_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 
 #include "config.h"
@@ -53,6 +54,23 @@ int match_named_hostlist(const struct config *config, const char *name,
     const struct sockaddr *addr, char **error);
 int match_named_domainlist(const struct config *config, const char *name,
     const char *domain, char **error);
+
+/* Checks every item of a list (and the lists it names) without matching
+ * anything; list may be NULL. Returns 0, or -1 with *error set. */
+int match_check_hostlist(const struct config *config, const char *list_name,
+    const char *list, char **error);
+
+/*
+ * As match_named_hostlist() and match_named_domainlist(), and also
+ * stores in matched (size bytes) the item that decided the result, with
+ * "!" in front when it was negated, or "" when none did: for the ">>>"
+ * lines of -bh.
+ */
+int match_named_hostlist_item(const struct config *config, const char *name,
+    const struct sockaddr *addr, char *matched, size_t size, char **error);
+int match_named_domainlist_item(const struct config *config,
+    const char *name, const char *domain, char *matched, size_t size,
+    char **error);
 
 /* Checks every item of a named list (and the lists it names) without
  * matching anything. Returns 0, or -1 with *error set. */

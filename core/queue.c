@@ -29,6 +29,7 @@
 #include "log_line.h"
 #include "queue.h"
 #include "smtp_client.h"
+#include "smtp_pool.h"
 #include "spool_header.h"
 #include "spool_store.h"
 #include "util.h"
@@ -52,6 +53,8 @@ struct group {
 	struct attempt *attempt;
 	char *domain;
 	const char **rcpts;		/* borrowed from the attempt's header */
+	/* Their spool records, for the DSN parameters; borrowed too. */
+	const struct spool_recipient **dsn;
 	size_t rcpt_count;
 
 	struct dns_lookup *lookup;
@@ -61,7 +64,7 @@ struct group {
 	size_t host_count;
 	size_t host_index;
 
-	struct smtp_client *client;
+	struct smtp_pool_request *request;	/* the message on its way */
 	struct smtp_result *result;	/* of the last host tried */
 	size_t journal_pending;
 	bool done;
@@ -85,6 +88,14 @@ struct queue_msg {
 	struct clock_timer *timer;
 	struct attempt *attempt;	/* while one runs */
 	bool removing;
+	unsigned force;			/* QUEUE_FORCE_* while starting one */
+	unsigned holds;			/* operators' actions running */
+	uint64_t attempts_ended;
+	struct queue_waiter *waiters;	/* told when the attempt ends */
+	unsigned rewrites;		/* -H rewrites not yet on disk */
+	int rewrite_lock_fd;		/* -D, locked until they are, or -1 */
+	bool start_after_rewrite;	/* an attempt waits for them */
+	struct queue_waiter *hold_waiters;	/* for the rewrites */
 	struct queue_msg *prev, *next;
 };
 
@@ -93,6 +104,7 @@ struct queue {
 	const struct config *config;
 	struct spool_store *store;
 	struct dns_resolver *resolver;
+	struct smtp_pool *pool;		/* outbound connections */
 	struct queue_msg *messages;
 	struct queue_stats stats;
 	bool stopping;
@@ -105,6 +117,9 @@ static void attempt_start(struct queue_msg *msg);
 static void group_next_host(struct group *g);
 static void group_finish(struct group *g);
 static void attempt_maybe_end(struct attempt *a);
+static bool attempt_pass_frozen(struct queue_msg *msg, struct attempt *a);
+static void queue_msg_attempt_ended(struct queue_msg *msg);
+static void queue_msg_rewritten(struct queue_msg *msg);
 
 static const char *
 group_router(const struct group *g)
@@ -145,6 +160,8 @@ queue_msg_free(struct queue_msg *msg)
 		queue->messages = msg->next;
 	if (msg->next != NULL)
 		msg->next->prev = msg->prev;
+	if (msg->rewrite_lock_fd >= 0)
+		close(msg->rewrite_lock_fd);
 	clock_timer_free(msg->timer);
 	free(msg);
 	queue->stats.messages--;
@@ -174,6 +191,7 @@ queue_new(struct event_base *base, const struct config *config,
 	queue->config = config;
 	queue->store = store;
 	queue->resolver = resolver;
+	queue->pool = smtp_pool_new(base, config, resolver);
 	return queue;
 }
 
@@ -188,6 +206,7 @@ queue_free(struct queue *queue)
 	while (queue->messages != NULL)
 		queue_msg_free(queue->messages);
 	clock_timer_free(queue->drain_timer);
+	smtp_pool_free(queue->pool);
 	free(queue);
 }
 
@@ -201,6 +220,7 @@ queue_add(struct queue *queue, const char *id)
 	msg = xcalloc(1, sizeof(*msg));
 	msg->queue = queue;
 	strlcpy_s(msg->id, id, sizeof(msg->id));
+	msg->rewrite_lock_fd = -1;
 	msg->timer = clock_timer_new(queue->base, queue_attempt_cb, msg);
 	msg->next = queue->messages;
 	if (queue->messages != NULL)
@@ -229,6 +249,7 @@ queue_removed_cb(void *arg, int result, const char *error)
 		log_write(LOG_MAIN | LOG_PANIC, msg->id,
 		    "cannot remove spool files: %s", error);
 	}
+	queue_msg_attempt_ended(msg);
 	queue_msg_free(msg);
 }
 
@@ -241,6 +262,7 @@ queue_rewrite_cb(void *arg, int result, const char *error)
 	if (result != 0)
 		log_write(LOG_MAIN | LOG_PANIC, msg->id,
 		    "cannot rewrite the -H file: %s", error);
+	queue_msg_rewritten(msg);
 }
 
 static size_t
@@ -265,6 +287,7 @@ attempt_free(struct attempt *a)
 			free(g->hosts[j].name);
 		free(g->hosts);
 		free(g->rcpts);
+		free(g->dsn);
 		free(g->domain);
 		smtp_result_free(g->result);
 	}
@@ -298,6 +321,13 @@ attempt_end(struct attempt *a)
 	struct queue_msg *msg = a->msg;
 	struct queue *queue = msg->queue;
 	bool complete = !a->abandoned && attempt_undelivered(a) == 0;
+	/* Frozen during this attempt (an MX record pointing here): no
+	 * retry until an operator thaws it. Logged, as Exim does, before
+	 * the -H file records it. */
+	bool frozen = !complete && !a->abandoned && a->header->frozen;
+
+	if (frozen)
+		log_write(LOG_MAIN, msg->id, "Frozen");
 
 	if (complete) {
 		log_line_completed(msg->id, attempt_queue_usec(a));
@@ -308,17 +338,35 @@ attempt_end(struct attempt *a)
 		size_t len;
 		char *bytes = spool_header_format(a->header, &len);
 
-		/* Fold the journal into -H, which removes -J. */
-		spool_store_header_rewrite(queue->store, msg->id, bytes, len,
-		    queue_rewrite_cb, msg);
-		free(bytes);
+		/* Fold the journal into -H, which removes -J. The -D lock is
+		 * kept until the new -H is on disk, so no other process edits
+		 * the message meanwhile. A header that cannot be formatted
+		 * leaves -H and -J as they are, which loses nothing. */
+		if (bytes == NULL) {
+			log_write(LOG_MAIN | LOG_PANIC, msg->id,
+			    "cannot format the -H file for a rewrite; the journal "
+			    "keeps the delivery state");
+		} else {
+			spool_store_header_rewrite(queue->store, msg->id, bytes, len,
+			    queue_rewrite_cb, msg);
+			msg->rewrites++;
+			if (msg->rewrite_lock_fd < 0) {
+				msg->rewrite_lock_fd = a->data_fd;
+				a->data_fd = -1;
+			}
+			free(bytes);
+		}
 	}
 
 	msg->attempt = NULL;
 	attempt_free(a);
 	queue->stats.attempts_running--;
-	if (!complete)
+	if (!complete && !frozen)
 		queue_schedule(msg, QUEUE_RETRY_INTERVAL_USEC);
+	/* For a completed message those waiting hear of it once its files
+	 * are gone, so that a listing after "exim -M" no longer shows it. */
+	if (!complete)
+		queue_msg_attempt_ended(msg);
 	queue_check_drained(queue);
 }
 
@@ -330,6 +378,21 @@ attempt_maybe_end(struct attempt *a)
 }
 
 /* ---- logging the outcome of a group ---- */
+
+/* X= and CV= of a result; the strings are borrowed from it. */
+static struct log_tls
+result_log_tls(const struct smtp_result *r)
+{
+	struct log_tls tls = { .cipher = NULL };
+
+	if (r == NULL || !r->tls)
+		return tls;
+	tls.cipher = r->tls_cipher;
+	tls.cert = r->tls_cert == SMTP_CERT_VERIFIED ? LOG_CERT_VERIFIED :
+	    r->tls_cert == SMTP_CERT_UNVERIFIED ? LOG_CERT_UNVERIFIED :
+	    LOG_CERT_NONE;
+	return tls;
+}
 
 static void
 group_log_defer(struct group *g, const char *address,
@@ -352,6 +415,7 @@ group_log_defer(struct group *g, const char *address,
 		defer.host.name = result->host_name;
 		defer.host.ip = result->ip;
 		defer.host.port = result->port;
+		defer.reused_connection = result->reused;
 	}
 	log_line_defer(g->attempt->msg->id, &defer);
 	g->attempt->msg->queue->stats.deferred++;
@@ -376,6 +440,8 @@ group_log_failure(struct group *g, const char *address,
 		failure.host.name = result->host_name;
 		failure.host.ip = result->ip;
 		failure.host.port = result->port;
+		failure.reused_connection = result->reused;
+		failure.tls = result_log_tls(result);
 	}
 	log_line_failure(g->attempt->msg->id, &failure);
 	g->attempt->msg->queue->stats.failed++;
@@ -388,12 +454,15 @@ group_log_final(struct group *g)
 {
 	struct smtp_result *r = g->result;
 	struct attempt *a = g->attempt;
-	bool first = true;
+	unsigned last_transaction = 0;
+	size_t *order = r != NULL ? smtp_result_log_order(r) : NULL;
 
 	for (size_t i = 0; r != NULL && i < r->rcpt_count; i++) {
-		struct smtp_rcpt_result *rcpt = &r->rcpts[i];
+		struct smtp_rcpt_result *rcpt = &r->rcpts[order[i]];
 
 		if (rcpt->outcome == SMTP_DELIVERED) {
+			/* "=>" starts each transaction, "->" goes on with it. */
+			bool first = rcpt->transaction != last_transaction;
 			struct log_delivery delivery = {
 				.kind = first ? LOG_DELIVERY_FIRST : LOG_DELIVERY_MORE,
 				.address = rcpt->address,
@@ -403,6 +472,8 @@ group_log_final(struct group *g)
 				.transport = LOG_TRANSPORT_REMOTE,
 				.host = { .name = r->host_name, .ip = r->ip,
 				    .port = r->port },
+				.reused_connection = r->reused,
+				.tls = result_log_tls(r),
 				.interface_ip = r->source_ip[0] != '\0' ?
 				    r->source_ip : NULL,
 				.confirmation = rcpt->reply,
@@ -412,11 +483,12 @@ group_log_final(struct group *g)
 
 			log_line_delivery(a->msg->id, &delivery);
 			a->msg->queue->stats.delivered++;
-			first = false;
+			last_transaction = rcpt->transaction;
 		} else if (rcpt->outcome == SMTP_FAILED) {
 			group_log_failure(g, rcpt->address, r, rcpt->message);
 		}
 	}
+	free(order);
 }
 
 static void
@@ -521,7 +593,7 @@ group_smtp_cb(void *arg, struct smtp_result *result)
 {
 	struct group *g = arg;
 
-	g->client = NULL;
+	g->request = NULL;
 	smtp_result_free(g->result);
 	g->result = result;
 	if (result_is_host_failure(result) && !g->attempt->abandoned &&
@@ -542,28 +614,27 @@ group_next_host(struct group *g)
 {
 	struct attempt *a = g->attempt;
 	struct queue *queue = a->msg->queue;
-	struct smtp_client_options options;
 
-	smtp_client_options_init(&options);
 	while (g->host_index < g->host_count) {
 		struct route_host *h = &g->hosts[g->host_index++];
-		struct smtp_client_target target = {
+		/* No source: the pool takes one from egress_sources. */
+		struct smtp_pool_path path = {
 			.host_name = h->name,
 			.ip = h->ip,
 			.port = h->port,
-			.helo_name = queue->config->primary_hostname,
 		};
 		struct smtp_client_message message = {
 			.header = a->header,
 			.data_fd = a->data_fd,
 			.recipients = g->rcpts,
 			.recipient_count = g->rcpt_count,
+			.dsn = g->dsn,
 		};
 		char *error = NULL;
 
-		g->client = smtp_client_start(queue->base, &target, &message,
-		    &options, group_smtp_cb, g, &error);
-		if (g->client != NULL)
+		g->request = smtp_pool_deliver(queue->pool, &path, &message,
+		    group_smtp_cb, g, &error);
+		if (g->request != NULL)
 			return;
 		log_write(LOG_MAIN | LOG_PANIC, a->msg->id,
 		    "cannot deliver to %s [%s]: %s", h->name, h->ip, error);
@@ -736,6 +807,24 @@ group_route_smarthost(struct group *g)
 		group_next_host(g);
 }
 
+/* Defers the group and freezes the message, because the most preferred
+ * MX host of the domain (or the domain itself, without MX) is this
+ * host: delivering would loop. Exim's wording for both cases. */
+static void
+group_freeze_self(struct group *g, const struct dns_result *result)
+{
+	struct attempt *a = g->attempt;
+	const char *reason = result->implicit_mx ?
+	    "remote host address is the local host" :
+	    "lowest numbered MX record points to local host";
+
+	log_write(LOG_MAIN, a->msg->id, "%s: %s", reason, result->domain);
+	a->header->frozen = true;
+	a->header->frozen_at = clock_now();
+	a->changed = true;
+	group_end_without_host(g, false, -1, reason);
+}
+
 static void
 group_mx_cb(void *arg, struct dns_result *result)
 {
@@ -744,6 +833,13 @@ group_mx_cb(void *arg, struct dns_result *result)
 	g->lookup = NULL;
 	switch (result->status) {
 	case DNS_OK:
+		/* RFC 5321 section 5.1: drop the MX hosts not preferred to
+		 * this one; with none left, freeze as Exim's self = freeze. */
+		if (dns_result_remove_local(result, smtp_pool_is_local,
+		    g->attempt->msg->queue->pool) == DNS_SELF_LOWEST) {
+			group_freeze_self(g, result);
+			break;
+		}
 		group_add_dns_hosts(g, result, g->attempt->msg->queue->config->delivery_port);
 		group_next_host(g);
 		break;
@@ -810,6 +906,9 @@ attempt_make_groups(struct attempt *a)
 		}
 		g->rcpts = xreallocarray(g->rcpts, g->rcpt_count + 1,
 		    sizeof(*g->rcpts));
+		g->dsn = xreallocarray(g->dsn, g->rcpt_count + 1,
+		    sizeof(*g->dsn));
+		g->dsn[g->rcpt_count] = &h->recipients[i];
 		g->rcpts[g->rcpt_count++] = address;
 	}
 	/* The array is final now, so the back pointers stay valid. */
@@ -825,8 +924,14 @@ attempt_start(struct queue_msg *msg)
 	char *error = NULL;
 	int rc;
 
-	if (queue->stopping || msg->attempt != NULL || msg->removing)
+	if (queue->stopping || msg->attempt != NULL || msg->removing ||
+	    msg->holds > 0)
 		return;
+	if (msg->rewrites > 0) {
+		/* This process still holds the -D lock for the rewrite. */
+		msg->start_after_rewrite = true;
+		return;
+	}
 	a = xcalloc(1, sizeof(*a));
 	a->msg = msg;
 	a->data_fd = -1;
@@ -850,6 +955,10 @@ attempt_start(struct queue_msg *msg)
 			close(a->data_fd);
 		free(a);
 		queue_msg_free(msg);
+		return;
+	}
+	if (!attempt_pass_frozen(msg, a)) {
+		attempt_free(a);	/* releases the lock */
 		return;
 	}
 
@@ -895,9 +1004,9 @@ queue_abandon_attempts(void *arg)
 				free(g->smarthost_lookup);
 				g->smarthost_lookup = NULL;
 			}
-			if (g->client != NULL) {
-				smtp_client_abort(g->client);
-				g->client = NULL;
+			if (g->request != NULL) {
+				smtp_pool_cancel(g->request);
+				g->request = NULL;
 			}
 			g->done = true;
 			a->groups_running--;
@@ -922,6 +1031,7 @@ void
 queue_shutdown(struct queue *queue, queue_done_fn done, void *arg)
 {
 	queue->stopping = true;
+	smtp_pool_shutdown(queue->pool);
 	queue->done = done;
 	queue->done_arg = arg;
 	for (struct queue_msg *m = queue->messages; m != NULL; m = m->next)
@@ -933,4 +1043,188 @@ queue_shutdown(struct queue *queue, queue_done_fn done, void *arg)
 	queue->drain_timer = clock_timer_new(queue->base,
 	    queue_abandon_attempts, queue);
 	clock_timer_arm(queue->drain_timer, QUEUE_DRAIN_TIMEOUT_USEC);
+}
+
+/* ---- operators: forced attempts and actions on one message ---- */
+
+struct queue_waiter {
+	queue_attempt_fn done;		/* waiters of an attempt */
+	queue_hold_fn hold_done;	/* waiters of a hold */
+	void *arg;
+	struct queue_waiter *next;
+};
+
+/*
+ * Decides whether an attempt goes on with a frozen message: only when it
+ * was forced with QUEUE_FORCE_THAW, which unfreezes it for good, as
+ * Exim's -M and -qff do. A skipped message gets no new timer; thawing or
+ * forcing it brings it back.
+ */
+static bool
+attempt_pass_frozen(struct queue_msg *msg, struct attempt *a)
+{
+	if (!a->header->frozen)
+		return true;
+	if ((msg->force & QUEUE_FORCE_THAW) == 0) {
+		log_line_message_event(msg->id, LOG_EVENT_SKIPPED_FROZEN, NULL,
+		    NULL);
+		return false;
+	}
+	a->header->frozen = false;
+	a->header->frozen_at = 0;
+	a->changed = true;
+	log_line_message_event(msg->id, LOG_EVENT_FORCED_THAW, NULL, NULL);
+	return true;
+}
+
+/* Calls every waiter of msg's attempt, now that it has ended. */
+static void
+queue_msg_attempt_ended(struct queue_msg *msg)
+{
+	struct queue_waiter *w = msg->waiters;
+
+	msg->attempts_ended++;
+	msg->waiters = NULL;
+	while (w != NULL) {
+		struct queue_waiter *next = w->next;
+
+		w->done(w->arg, msg->id, true);
+		free(w);
+		w = next;
+	}
+}
+
+void
+queue_force(struct queue *queue, const char *id, unsigned flags,
+    queue_attempt_fn done, void *arg)
+{
+	struct queue_msg *msg = queue_find(queue, id);
+	uint64_t ended;
+
+	if (queue->stopping) {
+		done(arg, id, false);
+		return;
+	}
+	if (msg == NULL) {
+		/* Not queued yet: add it without its usual first attempt,
+		 * which the forced one replaces. */
+		queue_add(queue, id);
+		if ((msg = queue_find(queue, id)) == NULL)
+			fatal_bug("message %s vanished from the queue", id);
+		clock_timer_cancel(msg->timer);
+	}
+
+	ended = msg->attempts_ended;
+	if (msg->attempt == NULL) {
+		msg->force = flags;
+		attempt_start(msg);	/* may free msg */
+		if ((msg = queue_find(queue, id)) != NULL)
+			msg->force = 0;
+	}
+	if (msg != NULL && msg->attempt != NULL) {
+		/* Running, either started here or already before. */
+		struct queue_waiter *w = xcalloc(1, sizeof(*w));
+
+		w->done = done;
+		w->arg = arg;
+		w->next = msg->waiters;
+		msg->waiters = w;
+		return;
+	}
+	/* Ended at once, or not started: locked, frozen, gone or held. */
+	done(arg, id, msg != NULL && msg->attempts_ended > ended);
+}
+
+bool
+queue_is_waiting(struct queue *queue, const char *id)
+{
+	struct queue_msg *msg = queue_find(queue, id);
+
+	return msg != NULL && (msg->attempt != NULL || msg->removing ||
+	    msg->holds > 0 || clock_timer_pending(msg->timer));
+}
+
+void
+queue_hold(struct queue *queue, const char *id, queue_hold_fn done,
+    void *arg)
+{
+	struct queue_msg *msg = queue_find(queue, id);
+	struct queue_waiter *w;
+
+	if (msg == NULL) {
+		done(arg, 0);
+		return;
+	}
+	if (msg->attempt != NULL || msg->removing) {
+		done(arg, QUEUE_BUSY);
+		return;
+	}
+	msg->holds++;
+	if (msg->rewrites == 0) {
+		done(arg, 0);
+		return;
+	}
+	/* The last attempt's -H rewrite is still queued: the action must
+	 * read what it writes. */
+	w = xcalloc(1, sizeof(*w));
+	w->hold_done = done;
+	w->arg = arg;
+	w->next = msg->hold_waiters;
+	msg->hold_waiters = w;
+}
+
+/* Counts a finished -H rewrite, and lets the actions waiting for the
+ * last one go on. */
+static void
+queue_msg_rewritten(struct queue_msg *msg)
+{
+	struct queue_waiter *w;
+
+	if (msg->rewrites > 0)
+		msg->rewrites--;
+	if (msg->rewrites > 0)
+		return;
+	if (msg->rewrite_lock_fd >= 0) {
+		close(msg->rewrite_lock_fd);	/* releases the -D lock */
+		msg->rewrite_lock_fd = -1;
+	}
+	if (msg->start_after_rewrite) {
+		msg->start_after_rewrite = false;
+		queue_schedule(msg, 0);
+	}
+	w = msg->hold_waiters;
+	msg->hold_waiters = NULL;
+	while (w != NULL) {
+		struct queue_waiter *next = w->next;
+
+		w->hold_done(w->arg, 0);
+		free(w);
+		w = next;
+	}
+}
+
+void
+queue_release(struct queue *queue, const char *id, unsigned how)
+{
+	struct queue_msg *msg = queue_find(queue, id);
+
+	if (msg == NULL) {
+		/* A message the queue did not know, such as one whose first
+		 * attempt found it gone: thawing it makes it a candidate. */
+		if ((how & QUEUE_RELEASE_ATTEMPT) != 0 && !queue->stopping)
+			queue_add(queue, id);
+		return;
+	}
+	if (msg->holds > 0)
+		msg->holds--;
+	if (msg->holds > 0 || msg->attempt != NULL || msg->removing)
+		return;
+	if ((how & QUEUE_RELEASE_REMOVED) != 0) {
+		queue_msg_free(msg);
+		return;
+	}
+	/* A timer that fired during the hold started nothing. */
+	if ((how & QUEUE_RELEASE_ATTEMPT) != 0 ||
+	    !clock_timer_pending(msg->timer))
+		queue_schedule(msg, 0);
 }

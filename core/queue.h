@@ -16,6 +16,7 @@
 #ifndef SLUICE_QUEUE_H
 #define SLUICE_QUEUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,5 +66,54 @@ typedef void (*queue_done_fn)(void *arg);
 void queue_shutdown(struct queue *queue, queue_done_fn done, void *arg);
 
 void queue_stats(const struct queue *queue, struct queue_stats *out);
+
+/* ---- operators: forced attempts and actions on one message ---- */
+
+/* Flags of queue_force(). */
+#define QUEUE_FORCE_THAW	(1u << 0)	/* attempt a frozen message
+						 * too, unfreezing it */
+
+/* Reports the end of a forced attempt of id (borrowed for the call):
+ * attempted is false when none could start (the message is locked by
+ * another process, frozen, gone or being changed by an operator). */
+typedef void (*queue_attempt_fn)(void *arg, const char *id, bool attempted);
+
+/*
+ * Attempts the message now, whatever its next attempt time (Exim's -M,
+ * -qf), adding it to the queue if needed. When an attempt is running
+ * already, no second one starts and done waits for that one. done runs
+ * on the loop thread, possibly before this returns.
+ * NOTE: retry times are not kept per host or address yet, so there is
+ * nothing else a forced attempt overrides.
+ */
+void queue_force(struct queue *queue, const char *id, unsigned flags,
+    queue_attempt_fn done, void *arg);
+
+/* True if the message is queued and not due: its next attempt is
+ * scheduled for later, or one is running. */
+bool queue_is_waiting(struct queue *queue, const char *id);
+
+/* Return value of queue_hold() besides 0. */
+#define QUEUE_BUSY	1
+
+/* Reports the outcome of queue_hold(): 0 or QUEUE_BUSY. */
+typedef void (*queue_hold_fn)(void *arg, int result);
+
+/*
+ * Keeps attempts of the message from starting while an operator's
+ * action changes its files. done gets 0 (also for a message the queue
+ * does not know) once the last attempt's -H rewrite is on disk, so the
+ * action reads the current file. It gets QUEUE_BUSY at once when an
+ * attempt is running or the message is being removed. Every 0 is paired with a
+ * queue_release(). done may run before this returns.
+ */
+void queue_hold(struct queue *queue, const char *id, queue_hold_fn done,
+    void *arg);
+
+/* Flags of queue_release(). */
+#define QUEUE_RELEASE_REMOVED	(1u << 0)	/* the files are gone */
+#define QUEUE_RELEASE_ATTEMPT	(1u << 1)	/* attempt it now (thawed) */
+
+void queue_release(struct queue *queue, const char *id, unsigned how);
 
 #endif

@@ -1,13 +1,15 @@
 /*
- * smtp_client_session.c - the SMTP dialogue of one delivery on the event
- * loop (see smtp_client.h).
+ * smtp_client_session.c - the connection of an SMTP client on the event
+ * loop (see smtp_client.h): connect, greeting, EHLO or HELO, STARTTLS,
+ * reading replies, timeouts, the idle state and QUIT. The transactions
+ * themselves are in smtp_client_transaction.c.
  *
  * The connection is made with a plain non-blocking connect() watched by
  * one event, so that its errno comes from SO_ERROR; only then does a
- * bufferevent take over the socket. A client moves through the states
- * of enum smtp_client_state, one command and one reply at a time, and
- * each reply goes to the handler of the state that sent its command.
- * One clock_timer contains the deadline of the current state.
+ * bufferevent take over the socket. After STARTTLS an OpenSSL filter
+ * bufferevent is stacked on it and takes its place. Each complete reply
+ * goes to the handler of the current state. One clock_timer contains
+ * the deadline of the current state.
  *
  * Recipients accepted by RCPT stay undecided until the reply to the
  * final dot. Whatever ends the session early (a reply that applies to
@@ -24,17 +26,22 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "clock.h"
 #include "smtp_client_private.h"
+#include "smtp_tls.h"
 #include "spool_header.h"
 #include "util.h"
 
-static void smtp_client_send_mail(struct smtp_client *client);
-static void smtp_client_send_quit(struct smtp_client *client);
-static void smtp_client_fill_body(struct smtp_client *client);
 static void smtp_client_start_cb(struct smtp_client *client);
+static void smtp_client_setup_bev(struct smtp_client *client,
+    struct bufferevent *bev);
+
+/* --- outcomes ------------------------------------------------------- */
 
 static enum smtp_phase
 smtp_client_phase(const struct smtp_client *client)
@@ -45,19 +52,20 @@ smtp_client_phase(const struct smtp_client *client)
 	case SMTP_STATE_GREETING:	return SMTP_PHASE_GREETING;
 	case SMTP_STATE_EHLO:		return SMTP_PHASE_EHLO;
 	case SMTP_STATE_HELO:		return SMTP_PHASE_HELO;
-	case SMTP_STATE_MAIL:		return SMTP_PHASE_MAIL;
-	case SMTP_STATE_RCPT:		return SMTP_PHASE_RCPT;
-	case SMTP_STATE_DATA:		return SMTP_PHASE_DATA;
+	case SMTP_STATE_STARTTLS:
+	case SMTP_STATE_HANDSHAKE:	return SMTP_PHASE_STARTTLS;
+	case SMTP_STATE_COMMANDS:
+		return smtp_client_transaction_phase(client);
 	case SMTP_STATE_BODY:		return SMTP_PHASE_BODY;
 	case SMTP_STATE_DOT:
+	case SMTP_STATE_IDLE:
 	case SMTP_STATE_QUIT:
 	case SMTP_STATE_DONE:		return SMTP_PHASE_DOT;
 	}
 	return SMTP_PHASE_CONNECT;
 }
 
-/* Decides recipient i. reply may be NULL; message is taken over. */
-static void
+void
 smtp_client_decide(struct smtp_client *client, size_t i,
     enum smtp_outcome outcome, enum smtp_error_kind kind, int error,
     const struct smtp_reply *reply, char *message)
@@ -70,11 +78,19 @@ smtp_client_decide(struct smtp_client *client, size_t i,
 	r->phase = smtp_client_phase(client);
 	r->kind = kind;
 	r->error = error;
+	r->transaction = client->state == SMTP_STATE_COMMANDS ||
+	    client->state == SMTP_STATE_BODY ||
+	    client->state == SMTP_STATE_DOT ? client->txn.number : 0;
+	free(r->after);
 	r->after = xstrdup(client->after);
+	free(r->reply);
+	r->reply = NULL;
+	r->code = 0;
 	if (reply != NULL) {
 		r->code = reply->code;
 		r->reply = xstrndup(reply->text, reply->len);
 	}
+	free(r->message);
 	r->message = message;
 	if (outcome == SMTP_DELIVERED)
 		client->result->delivered++;
@@ -84,7 +100,7 @@ smtp_client_decide(struct smtp_client *client, size_t i,
 		client->result->failed++;
 }
 
-static enum smtp_outcome
+enum smtp_outcome
 smtp_outcome_of(int code)
 {
 	if (code >= 200 && code < 300)
@@ -92,67 +108,93 @@ smtp_outcome_of(int code)
 	return code >= 500 ? SMTP_FAILED : SMTP_DEFERRED;
 }
 
-static char *
-smtp_reply_message(const struct smtp_client *client,
+char *
+smtp_client_reply_message(const struct smtp_client *client,
     const struct smtp_reply *reply)
 {
 	return xasprintf("SMTP error from remote mail server after %s: %.*s",
 	    client->after, (int)reply->len, reply->text);
 }
 
-/* Decides every recipient still undecided, with the same outcome. */
-static void
+void
 smtp_client_decide_rest(struct smtp_client *client, enum smtp_outcome outcome,
     enum smtp_error_kind kind, int error, const struct smtp_reply *reply,
     const char *message)
 {
+	if (client->result == NULL)
+		return;
 	for (size_t i = 0; i < client->result->rcpt_count; i++) {
 		if (client->decided[i])
 			continue;
 		smtp_client_decide(client, i, outcome, kind, error, reply,
 		    message != NULL ? xstrdup(message) : NULL);
 	}
-	client->accepted = 0;
+	client->todo_count = 0;
+	client->txn.accepted_count = 0;
+	client->txn.again_count = 0;
 }
 
-/* A reply that ends the transaction for everyone left: a 4xx or 5xx to
- * the greeting, EHLO, HELO, MAIL, DATA or the dot, or a 421 at any
- * time. */
+/* A reply that ends the message for everyone left: a 4xx or 5xx to the
+ * greeting, EHLO, HELO or STARTTLS, or a 421 at any time. */
 static void
-smtp_client_reply_ends_all(struct smtp_client *client)
+smtp_client_reply_ends_all(struct smtp_client *client,
+    enum smtp_error_kind kind)
 {
-	char *message = smtp_reply_message(client, &client->reply);
+	char *message = smtp_client_reply_message(client, &client->reply);
 
 	smtp_client_decide_rest(client, smtp_outcome_of(client->reply.code),
-	    SMTP_ERROR_REPLY, 0, &client->reply, message);
+	    kind, 0, &client->reply, message);
 	free(message);
 }
 
-/* A failure of the connection itself: no reply decides. */
+/* Ends the connection of an idle client: the server sent something or
+ * closed it. A result still being handed over goes with the connection
+ * closed; otherwise the idle callback runs from the loop. */
 static void
+smtp_client_idle_end(struct smtp_client *client)
+{
+	smtp_client_finish(client);
+}
+
+void
 smtp_client_fail(struct smtp_client *client, enum smtp_error_kind kind,
     int error, char *message)
 {
-	if (client->state == SMTP_STATE_QUIT) {
-		/* Everything was decided; a bad end to QUIT changes nothing. */
+	if (client->state == SMTP_STATE_QUIT ||
+	    client->state == SMTP_STATE_IDLE) {
+		/* Everything was decided; a bad end changes nothing. */
 		free(message);
 		smtp_client_finish(client);
 		return;
 	}
+	/* A reused connection that died before the server answered any of
+	 * this message decided nothing about it. */
+	if (client->result != NULL && client->result->reused &&
+	    !client->answered_any)
+		client->result->stale = true;
 	smtp_client_decide_rest(client, SMTP_DEFERRED, kind, error, NULL,
 	    message);
 	free(message);
 	smtp_client_finish(client);
 }
 
-/* --- the connection ------------------------------------------------- */
+/* --- sending -------------------------------------------------------- */
 
-static void
+void
 smtp_client_enter(struct smtp_client *client, enum smtp_client_state state,
     uint64_t timeout_usec)
 {
 	client->state = state;
 	clock_timer_arm(client->timer, timeout_usec);
+}
+
+void
+smtp_client_write_line(struct smtp_client *client, const char *line)
+{
+	struct evbuffer *output = bufferevent_get_output(client->bev);
+
+	evbuffer_add(output, line, strlen(line));
+	evbuffer_add(output, "\r\n", 2);
 }
 
 static void
@@ -173,151 +215,155 @@ smtp_client_send(struct smtp_client *client, enum smtp_client_state state,
 	va_end(ap);
 	/* Arguments were checked against their bounds at the start. */
 	SLUICE_ASSERT(n > 0 && (size_t)n < sizeof(client->after));
-	evbuffer_add_printf(bufferevent_get_output(client->bev), "%s\r\n",
-	    client->after);
+	smtp_client_write_line(client, client->after);
 	smtp_reply_init(&client->reply);
 	smtp_client_enter(client, state, client->options.command_timeout_usec);
 }
 
-static void
-smtp_client_send_mail(struct smtp_client *client)
-{
-	char size[32] = "";
-
-	if (client->ehlo.size) {
-		uint64_t total = spool_header_size(client->header) + 1 +
-		    (uint64_t)(client->data_end - client->data_offset);
-
-		snprintf(size, sizeof(size), " SIZE=%llu",
-		    (unsigned long long)total);
-	}
-	smtp_client_send(client, SMTP_STATE_MAIL, "MAIL FROM:<%s>%s",
-	    client->sender, size);
-}
-
-static void
-smtp_client_send_rcpt(struct smtp_client *client)
-{
-	smtp_client_send(client, SMTP_STATE_RCPT, "RCPT TO:<%s>",
-	    client->result->rcpts[client->next_rcpt].address);
-}
-
-static void
+void
 smtp_client_send_quit(struct smtp_client *client)
 {
 	smtp_client_send(client, SMTP_STATE_QUIT, "QUIT");
 	clock_timer_arm(client->timer, client->options.quit_timeout_usec);
 }
 
-/* Queues the header fields and the blank line after them. */
-static void
-smtp_client_queue_header(struct smtp_client *client)
+/* --- EHLO and STARTTLS ---------------------------------------------- */
+
+/* Decides whether to send STARTTLS after the first EHLO. */
+static bool
+smtp_client_wants_tls(const struct smtp_client *client)
 {
-	struct evbuffer *output = bufferevent_get_output(client->bev);
-	const struct spool_header *h = client->header;
-	char end[SMTP_DOT_FINISH_MAX];
-
-	smtp_dot_encoder_init(&client->encoder);
-	for (size_t i = 0; i < h->fields_count; i++) {
-		const struct spool_header_field *f = &h->fields[i];
-		char *wire;
-		size_t n;
-
-		if (f->flag == SPOOL_FIELD_DELETED)
-			continue;
-		wire = xmalloc(SMTP_DOT_ENCODE_MAX(f->len));
-		n = smtp_dot_encode(&client->encoder, f->text, f->len, wire);
-		evbuffer_add(output, wire, n);
-		free(wire);
-	}
-	evbuffer_add(output, end,
-	    smtp_dot_encoder_finish(&client->encoder, false, end));
-	evbuffer_add(output, "\r\n", 2);
-	smtp_dot_encoder_init(&client->encoder);
+	return !client->tls_active && !client->tls_refused &&
+	    client->tls_context != NULL && client->tls_mode != SMTP_TLS_AVOID &&
+	    client->ehlo.starttls;
 }
 
-/*
- * Reads body blocks into the output buffer up to SMTP_OUTPUT_HIGH. At
- * the end of the file, adds the final dot and waits for its reply.
- *
- * NOTE: pread() runs on the loop thread. The -D file is usually in the
- * page cache, but a read from a slow disk stalls every connection while
- * it lasts. Reading ahead in a worker thread would remove that.
- */
+/* Goes on after EHLO or HELO: STARTTLS, or the message. */
 static void
-smtp_client_fill_body(struct smtp_client *client)
+smtp_client_after_hello(struct smtp_client *client)
 {
-	struct evbuffer *output = bufferevent_get_output(client->bev);
-	char block[SMTP_BODY_BLOCK];
-	char wire[SMTP_DOT_ENCODE_MAX(SMTP_BODY_BLOCK)];
-
-	clock_timer_arm(client->timer, client->options.data_timeout_usec);
-	while (evbuffer_get_length(output) < SMTP_OUTPUT_HIGH) {
-		ssize_t got = pread(client->data_fd, block, sizeof(block),
-		    client->data_offset);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			int saved = errno;
-
-			smtp_client_fail(client, SMTP_ERROR_LOCAL, saved,
-			    xasprintf("cannot read the spool data file: %s",
-			    strerror(saved)));
-			return;
-		}
-		if (got == 0) {
-			size_t n = smtp_dot_encoder_finish(&client->encoder,
-			    true, wire);
-
-			evbuffer_add(output, wire, n);
-			strlcpy_s(client->after, "end of data",
-			    sizeof(client->after));
-			smtp_reply_init(&client->reply);
-			/* The final timeout starts when the dot has left. */
-			client->state = SMTP_STATE_DOT;
-			bufferevent_setwatermark(client->bev, EV_WRITE, 0, 0);
-			return;
-		}
-		client->data_offset += got;
-		evbuffer_add(output, wire, smtp_dot_encode(&client->encoder,
-		    block, (size_t)got, wire));
+	if (smtp_client_wants_tls(client)) {
+		smtp_client_send(client, SMTP_STATE_STARTTLS, "STARTTLS");
+		return;
 	}
+	if (!client->tls_active && client->tls_mode == SMTP_TLS_REQUIRE) {
+		smtp_client_decide_rest(client, SMTP_DEFERRED,
+		    SMTP_ERROR_TLS_REQUIRED, 0, NULL,
+		    client->tls_context == NULL ?
+		    "a TLS session is required, but TLS is not set up on this "
+		    "host" : "a TLS session is required, but the server did "
+		    "not offer STARTTLS");
+		smtp_client_send_quit(client);
+		return;
+	}
+	smtp_client_next_transaction(client);
+}
+
+/* Defers every recipient for a failed TLS start and ends the session,
+ * or, where tls_tempfail_tryclear allows, connects again in clear. */
+static void
+smtp_client_tls_failed(struct smtp_client *client, char *message)
+{
+	if (client->tls_tryclear && client->tls_mode != SMTP_TLS_REQUIRE) {
+		/* The connection is in an unknown state: start over. */
+		free(message);
+		smtp_client_close(client);
+		memset(&client->ehlo, 0, sizeof(client->ehlo));
+		client->tls_active = false;
+		client->tls_refused = true;
+		client->result->tls = false;
+		client->result->tls_cipher[0] = '\0';
+		client->result->tls_cert = SMTP_CERT_NONE;
+		client->state = SMTP_STATE_START;
+		clock_timer_arm(client->timer, 0);
+		return;
+	}
+	smtp_client_fail(client, SMTP_ERROR_TLS, 0, message);
+}
+
+static void
+smtp_client_start_tls(struct smtp_client *client)
+{
+	struct bufferevent *filter;
+	char *error = NULL;
+	SSL *ssl;
+
+	ssl = smtp_tls_session_new(client->tls_context, client->host_name,
+	    &error);
+	if (ssl == NULL) {
+		smtp_client_tls_failed(client, error);
+		return;
+	}
+	/* The filter takes the plain bufferevent and the session over. Its
+	 * callbacks are deferred to the loop, because enabling it starts
+	 * the handshake, which may fail at once on bytes already read. */
+	filter = bufferevent_openssl_filter_new(client->base, client->bev, ssl,
+	    BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (filter == NULL)
+		fatalx("cannot create a TLS bufferevent for an SMTP connection");
+	client->bev = NULL;
+	strlcpy_s(client->after, "STARTTLS", sizeof(client->after));
+	smtp_client_enter(client, SMTP_STATE_HANDSHAKE,
+	    client->options.command_timeout_usec);
+	smtp_client_setup_bev(client, filter);
+}
+
+static void
+smtp_client_handle_starttls(struct smtp_client *client)
+{
+	int code = client->reply.code;
+
+	if (code >= 200 && code < 300) {
+		smtp_client_start_tls(client);
+		return;
+	}
+	/* Refused: go on in clear on this connection unless TLS is
+	 * required, or a 4xx and tls_tempfail_tryclear is off. */
+	if (client->tls_mode != SMTP_TLS_REQUIRE &&
+	    (code >= 500 || client->tls_tryclear)) {
+		client->tls_refused = true;
+		smtp_client_after_hello(client);
+		return;
+	}
+	smtp_client_reply_ends_all(client, SMTP_ERROR_TLS);
+	smtp_client_send_quit(client);
+}
+
+/* The handshake is done: EHLO again, as RFC 3207 section 4.2 requires. */
+static void
+smtp_client_tls_ready(struct smtp_client *client)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(client->bev);
+
+	client->tls_active = true;
+	client->result->tls = true;
+	smtp_tls_describe(ssl, client->result->tls_cipher,
+	    sizeof(client->result->tls_cipher), &client->result->tls_cert);
+	memset(&client->ehlo, 0, sizeof(client->ehlo));
+	smtp_client_send(client, SMTP_STATE_EHLO, "EHLO %s", client->helo_name);
 }
 
 /* --- replies by state ----------------------------------------------- */
 
 static void
-smtp_client_handle_rcpt(struct smtp_client *client)
+smtp_client_handle_ehlo(struct smtp_client *client)
 {
 	int code = client->reply.code;
 
 	if (code >= 200 && code < 300) {
-		client->accepted++;
-	} else {
-		smtp_client_decide(client, client->next_rcpt,
-		    smtp_outcome_of(code), SMTP_ERROR_REPLY, 0, &client->reply,
-		    smtp_reply_message(client, &client->reply));
+		client->result->esmtp = true;
+		smtp_ehlo_parse(&client->reply, &client->ehlo);
+		client->result->pipelining = client->ehlo.pipelining;
+		smtp_client_after_hello(client);
+		return;
 	}
-	client->next_rcpt++;
-	if (client->next_rcpt < client->result->rcpt_count)
-		smtp_client_send_rcpt(client);
-	else if (client->accepted > 0)
-		smtp_client_send(client, SMTP_STATE_DATA, "DATA");
-	else
-		smtp_client_send_quit(client);
-}
-
-static void
-smtp_client_handle_dot(struct smtp_client *client)
-{
-	int code = client->reply.code;
-
-	if (code >= 200 && code < 300)
-		smtp_client_decide_rest(client, SMTP_DELIVERED,
-		    SMTP_ERROR_NONE, 0, &client->reply, NULL);
-	else
-		smtp_client_reply_ends_all(client);
+	if (code >= 500 && !client->tls_active) {
+		smtp_client_send(client, SMTP_STATE_HELO, "HELO %s",
+		    client->helo_name);
+		return;
+	}
+	smtp_client_reply_ends_all(client, SMTP_ERROR_REPLY);
 	smtp_client_send_quit(client);
 }
 
@@ -328,11 +374,22 @@ smtp_client_handle_reply(struct smtp_client *client)
 	int code = client->reply.code;
 	bool positive = code >= 200 && code < 300;
 
+	if (client->state == SMTP_STATE_IDLE) {
+		/* Unsolicited: a 421 before closing, or noise. Either way
+		 * this connection carries nothing more. */
+		smtp_client_idle_end(client);
+		return;
+	}
+	if (client->state != SMTP_STATE_GREETING)
+		client->answered_any = true;
 	/* 421: the server is closing the connection (RFC 5321 section
 	 * 3.8), whatever the command was. */
 	if (code == 421 && client->state != SMTP_STATE_QUIT &&
 	    client->state != SMTP_STATE_BODY) {
-		smtp_client_reply_ends_all(client);
+		if (client->result->reused && client->state ==
+		    SMTP_STATE_COMMANDS && client->txn.answered == 0)
+			client->result->stale = true;
+		smtp_client_reply_ends_all(client, SMTP_ERROR_REPLY);
 		smtp_client_send_quit(client);
 		return;
 	}
@@ -344,45 +401,19 @@ smtp_client_handle_reply(struct smtp_client *client)
 		    client->helo_name);
 		return;
 	case SMTP_STATE_EHLO:
-		if (positive) {
-			client->result->esmtp = true;
-			smtp_ehlo_parse(&client->reply, &client->ehlo);
-			smtp_client_send_mail(client);
-			return;
-		}
-		if (code >= 500) {
-			smtp_client_send(client, SMTP_STATE_HELO, "HELO %s",
-			    client->helo_name);
-			return;
-		}
-		break;
+		smtp_client_handle_ehlo(client);
+		return;
 	case SMTP_STATE_HELO:
-	case SMTP_STATE_MAIL:
 		if (!positive)
 			break;
-		if (client->state == SMTP_STATE_HELO)
-			smtp_client_send_mail(client);
-		else
-			smtp_client_send_rcpt(client);
+		smtp_client_after_hello(client);
 		return;
-	case SMTP_STATE_RCPT:
-		smtp_client_handle_rcpt(client);
+	case SMTP_STATE_STARTTLS:
+		smtp_client_handle_starttls(client);
 		return;
-	case SMTP_STATE_DATA:
-		if (code >= 300 && code < 400) {
-			client->state = SMTP_STATE_BODY;
-			smtp_reply_init(&client->reply);
-			smtp_client_queue_header(client);
-			smtp_client_fill_body(client);
-			return;
-		}
-		if (positive) {
-			smtp_client_fail(client, SMTP_ERROR_PROTOCOL, 0,
-			    xasprintf("unexpected reply to DATA: %.*s",
-			    (int)client->reply.len, client->reply.text));
-			return;
-		}
-		break;
+	case SMTP_STATE_COMMANDS:
+		smtp_client_transaction_reply(client);
+		return;
 	case SMTP_STATE_BODY:
 		/* A reply before the dot: only a rejection makes sense, and
 		 * a QUIT now would be read as message text, so the
@@ -393,26 +424,40 @@ smtp_client_handle_reply(struct smtp_client *client)
 			    (int)client->reply.len, client->reply.text));
 			return;
 		}
-		smtp_client_reply_ends_all(client);
+		smtp_client_reply_ends_all(client, SMTP_ERROR_REPLY);
 		smtp_client_finish(client);
 		return;
 	case SMTP_STATE_DOT:
-		smtp_client_handle_dot(client);
+		smtp_client_dot_reply(client);
 		return;
 	case SMTP_STATE_QUIT:
 		smtp_client_finish(client);
 		return;
+	case SMTP_STATE_HANDSHAKE:
 	case SMTP_STATE_START:
 	case SMTP_STATE_CONNECTING:
+	case SMTP_STATE_IDLE:
 	case SMTP_STATE_DONE:
 		fatal_bug("SMTP reply in state %d", (int)client->state);
 	}
-	/* A 4xx or 5xx that ends the transaction for everyone left. */
-	smtp_client_reply_ends_all(client);
+	/* A 4xx or 5xx to the greeting or HELO ends the session. */
+	smtp_client_reply_ends_all(client, SMTP_ERROR_REPLY);
 	smtp_client_send_quit(client);
 }
 
 /* --- libevent callbacks --------------------------------------------- */
+
+/* True while the client reads replies from bev: it stops when the
+ * session ends, when the TLS filter replaces the bufferevent, and
+ * while the result of an idle client is being handed over. */
+static bool
+smtp_client_reading(const struct smtp_client *client,
+    const struct bufferevent *bev)
+{
+	return client->state != SMTP_STATE_DONE &&
+	    client->state != SMTP_STATE_HANDSHAKE && client->bev == bev &&
+	    !(client->state == SMTP_STATE_IDLE && client->result != NULL);
+}
 
 static void
 smtp_client_read_cb(struct bufferevent *bev, void *arg)
@@ -421,7 +466,7 @@ smtp_client_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *input = bufferevent_get_input(bev);
 	char line[SMTP_REPLY_LINE_MAX + 2];
 
-	for (;;) {
+	while (smtp_client_reading(client, bev)) {
 		size_t eol_len = 0;
 		struct evbuffer_ptr eol = evbuffer_search_eol(input, NULL,
 		    &eol_len, EVBUFFER_EOL_LF);
@@ -443,23 +488,26 @@ smtp_client_read_cb(struct bufferevent *bev, void *arg)
 		 * too, as most clients do. */
 		if (len > 0 && line[len - 1] == '\r')
 			len--;
+		if (client->state == SMTP_STATE_IDLE) {
+			smtp_client_idle_end(client);
+			return;
+		}
 		rc = smtp_reply_add_line(&client->reply, line, len, &error);
 		if (rc < 0) {
 			smtp_client_fail(client, SMTP_ERROR_PROTOCOL, 0,
-			    xasprintf("malformed SMTP reply (%s) in response "
+			    xasprintf("Malformed SMTP reply (%s) in response "
 			    "to %s", error, client->after));
 			return;
 		}
 		if (rc == 0)
 			continue;
 		smtp_client_handle_reply(client);
-		if (client->state == SMTP_STATE_DONE)
-			return;	/* the bufferevent is gone */
 	}
+	return;
 
 too_long:
 	smtp_client_fail(client, SMTP_ERROR_PROTOCOL, 0,
-	    xasprintf("malformed SMTP reply (reply line too long) in "
+	    xasprintf("Malformed SMTP reply (reply line too long) in "
 	    "response to %s", client->after));
 }
 
@@ -477,17 +525,49 @@ smtp_client_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* Describes what went wrong on a TLS bufferevent. */
+static char *
+smtp_client_tls_error(struct bufferevent *bev, const char *after)
+{
+	unsigned long code = bufferevent_get_openssl_error(bev);
+	char reason[256] = "the connection was closed";
+
+	if (code != 0)
+		ERR_error_string_n(code, reason, sizeof(reason));
+	while (bufferevent_get_openssl_error(bev) != 0)
+		;
+	return xasprintf("TLS session failure after %s: %s", after, reason);
+}
+
 static void
 smtp_client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_client *client = arg;
 	int error = EVUTIL_SOCKET_ERROR();
 
-	(void)bev;
+	if (client->state == SMTP_STATE_HANDSHAKE) {
+		if (what & BEV_EVENT_CONNECTED)
+			smtp_client_tls_ready(client);
+		else
+			smtp_client_tls_failed(client,
+			    smtp_client_tls_error(bev, "STARTTLS"));
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (client->state == SMTP_STATE_IDLE) {
+		smtp_client_idle_end(client);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		smtp_client_fail(client, SMTP_ERROR_CLOSED, 0,
 		    xasprintf("Remote host closed connection in response to "
 		    "%s", client->after));
+		return;
+	}
+	if (client->tls_active) {
+		smtp_client_fail(client, SMTP_ERROR_IO, EIO,
+		    smtp_client_tls_error(bev, client->after));
 		return;
 	}
 	if (error == 0)
@@ -501,43 +581,61 @@ smtp_client_timeout_cb(void *arg)
 {
 	struct smtp_client *client = arg;
 
-	if (client->state == SMTP_STATE_START) {
+	switch (client->state) {
+	case SMTP_STATE_START:
 		smtp_client_start_cb(client);
 		return;
-	}
-	if (client->state == SMTP_STATE_DONE) {
+	case SMTP_STATE_DONE:
 		smtp_client_deliver_result(client);
 		return;
-	}
-	if (client->state == SMTP_STATE_CONNECTING) {
+	case SMTP_STATE_IDLE:
+		if (client->result != NULL)
+			smtp_client_deliver_result(client);
+		return;
+	case SMTP_STATE_CONNECTING:
 		smtp_client_fail(client, SMTP_ERROR_TIMEOUT, ETIMEDOUT, NULL);
 		return;
+	case SMTP_STATE_HANDSHAKE:
+		smtp_client_tls_failed(client, xstrdup("TLS session failure "
+		    "after STARTTLS: the handshake timed out"));
+		return;
+	default:
+		break;
 	}
 	smtp_client_fail(client, SMTP_ERROR_TIMEOUT, ETIMEDOUT,
 	    xasprintf("SMTP timeout after %s", client->after));
+}
+
+/* --- the connection ------------------------------------------------- */
+
+static void
+smtp_client_setup_bev(struct smtp_client *client, struct bufferevent *bev)
+{
+	client->bev = bev;
+	bufferevent_setcb(bev, smtp_client_read_cb, smtp_client_write_cb,
+	    smtp_client_event_cb, client);
+	/* Input stops being read while a line is longer than allowed. */
+	bufferevent_setwatermark(bev, EV_READ, 0, SMTP_REPLY_LINE_MAX + 2);
+	bufferevent_setwatermark(bev, EV_WRITE, SMTP_OUTPUT_LOW, 0);
+	if (bufferevent_enable(bev, EV_READ | EV_WRITE) != 0)
+		fatalx("cannot enable an SMTP connection");
 }
 
 /* The connection is up: a bufferevent takes over the socket. */
 static void
 smtp_client_connected(struct smtp_client *client)
 {
-	client->bev = bufferevent_socket_new(client->base, client->fd,
-	    BEV_OPT_CLOSE_ON_FREE);
-	if (client->bev == NULL)
+	struct bufferevent *bev = bufferevent_socket_new(client->base,
+	    client->fd, BEV_OPT_CLOSE_ON_FREE);
+
+	if (bev == NULL)
 		fatalx("cannot create a bufferevent for an SMTP connection");
 	client->fd = -1;
-	bufferevent_setcb(client->bev, smtp_client_read_cb,
-	    smtp_client_write_cb, smtp_client_event_cb, client);
-	/* Input stops being read while a line is longer than allowed. */
-	bufferevent_setwatermark(client->bev, EV_READ, 0,
-	    SMTP_REPLY_LINE_MAX + 2);
-	bufferevent_setwatermark(client->bev, EV_WRITE, SMTP_OUTPUT_LOW, 0);
-	if (bufferevent_enable(client->bev, EV_READ | EV_WRITE) != 0)
-		fatalx("cannot enable an SMTP connection");
+	smtp_client_setup_bev(client, bev);
 	strlcpy_s(client->after, "initial connection", sizeof(client->after));
 	smtp_reply_init(&client->reply);
 	smtp_client_enter(client, SMTP_STATE_GREETING,
-	    client->options.command_timeout_usec);
+	    client->options.greeting_timeout_usec);
 }
 
 static void
@@ -567,6 +665,8 @@ smtp_client_start_cb(struct smtp_client *client)
 	int family = client->peer.ss_family;
 
 	client->state = SMTP_STATE_CONNECTING;
+	client->transactions = 0;
+	client->need_rset = false;
 	strlcpy_s(client->after, "connect", sizeof(client->after));
 	client->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);

@@ -21,7 +21,9 @@
 #include "log.h"
 #include "log_line.h"
 #include "match.h"
+#include "smtp_policy.h"
 #include "smtp_server_private.h"
+#include "spool_header.h"
 #include "util.h"
 
 /* Parsed arguments, passed from a check function to its proceed
@@ -33,6 +35,7 @@ struct smtp_command_args {
 
 struct smtp_command {
 	const char *verb;		/* matched without case */
+	const char *history_name;	/* in the "C=" list of log lines */
 	bool verb_is_prefix;		/* "MAIL FROM:": the argument follows */
 	unsigned states;		/* SMTP_STATE_BIT()s it is allowed in */
 	/* Returns the reply for the command outside those states. */
@@ -107,7 +110,7 @@ smtp_command_check_helo(struct smtp_session *s, const char *arg,
 	char text[SMTP_SERVER_HELO_MAX * 4 + 64];
 
 	if (smtp_command_helo_valid(arg))
-		return true;
+		return smtp_policy_check_helo(s, arg);
 	log_line_escape(text, sizeof(text), arg[0] != '\0' ? arg :
 	    "(no argument given)", SMTP_SERVER_HELO_MAX, LOG_ESCAPE_TEXT);
 	log_write(LOG_MAIN | LOG_REJECT, NULL, "rejected %s from [%s]: "
@@ -178,15 +181,33 @@ smtp_command_check_mail(struct smtp_session *s, const char *arg,
 	char keyword[ADDRESS_PARAM_KEYWORD_MAX + 1];
 	char value[ADDRESS_PARAM_VALUE_MAX + 1];
 	char reply[ADDRESS_SIZE + 64];
+	const struct config *c = smtp_server.config;
 	const char *error, *params;
 	unsigned long long size;
-	int64_t limit = smtp_server.config->message_size_limit;
+	int64_t limit = c->message_size_limit;
 	int rc;
 
-	if (address_parse_path(arg, ADDRESS_SENDER, &args->path, &error) < 0) {
+	if (c->smtp_accept_max_per_connection > 0 &&
+	    s->mail_commands >= (unsigned)c->smtp_accept_max_per_connection) {
+		char host[SMTP_SERVER_HOST_TEXT_SIZE];
+
+		smtp_server_host_text(s, host, sizeof(host));
+		log_write(LOG_MAIN, NULL, "SMTP connection from %s closed: too "
+		    "many messages in this connection "
+		    "(smtp_accept_max_per_connection=%d)", host,
+		    c->smtp_accept_max_per_connection);
+		smtp_server_reply_and_close(s, "421 too many messages in this "
+		    "connection");
+		return false;
+	}
+
+	if (address_parse_path(arg, ADDRESS_SENDER, c->allow_domain_literals,
+	    &args->path, &error) < 0) {
 		snprintf(reply, sizeof(reply), "501 <%s>: %s",
 		    args->path.address, error);
+		s->error_reason = error;
 		smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
+		s->error_reason = NULL;
 		return false;
 	}
 
@@ -233,7 +254,9 @@ smtp_command_check_mail(struct smtp_session *s, const char *arg,
 		smtp_server_reply(s, "552 Message size exceeds maximum permitted");
 		return false;
 	}
-	return true;
+	if (!smtp_message_check_space(s, args->size))
+		return false;
+	return smtp_policy_check_mail(s, args->path.address);
 }
 
 static void
@@ -245,33 +268,61 @@ smtp_command_proceed_mail(struct smtp_session *s, const char *arg,
 	strlcpy_s(tx->sender, args->path.address, sizeof(tx->sender));
 	tx->declared_size = args->size;
 	s->tx = tx;
+	s->mail_commands++;
+	smtp_server_trace("MAIL <%s>: accepted", tx->sender);
 	smtp_server_enter_state(s, SMTP_STATE_MAIL);
 	smtp_server_reply(s, "250 OK");
 }
 
 /* RCPT TO */
 
+/* Writes a ">>>" line for one list match of a relay decision. */
+static void
+smtp_command_trace_match(const char *subject, const char *list, int rc,
+    const char *matched)
+{
+	if (rc < 0)
+		smtp_server_trace("%s in %s? error", subject, list);
+	else if (matched[0] != '\0')
+		smtp_server_trace("%s in %s? %s (matched \"%s\")", subject, list,
+		    rc == 1 ? "yes" : "no", matched);
+	else
+		smtp_server_trace("%s in %s? no (end of list)", subject, list);
+}
+
 /*
  * Decides whether the recipient's domain may be accepted from this
- * client. Returns 1 yes, 0 no, -1 when a list could not be matched
- * (logged, and the caller replies 451).
+ * client: a local_domains or relay_to_domains domain, or a client in
+ * relay_from_hosts. Returns 1 yes, 0 no, -1 when a list could not be
+ * matched (logged, and the caller replies 451). *local is set when the
+ * domain is in local_domains.
  */
 static int
-smtp_command_relay_allowed(struct smtp_session *s, const char *domain)
+smtp_command_relay_allowed(struct smtp_session *s, const char *domain,
+    bool *local)
 {
 	const struct config *c = smtp_server.config;
+	char matched[MATCH_ITEM_MAX + 1];
 	char *error = NULL;
 	int rc;
 
 	/* NOTE: there is no local delivery yet, so local_domains
 	 * recipients are accepted and queued exactly like relayed ones. */
-	if ((rc = match_named_domainlist(c, "local_domains", domain,
-	    &error)) == 0)
-		rc = match_named_domainlist(c, "relay_to_domains", domain,
+	rc = match_named_domainlist_item(c, "local_domains", domain, matched,
+	    sizeof(matched), &error);
+	smtp_command_trace_match(domain, "local_domains", rc, matched);
+	*local = rc == 1;
+	if (rc == 0) {
+		rc = match_named_domainlist_item(c, "relay_to_domains", domain,
+		    matched, sizeof(matched), &error);
+		smtp_command_trace_match(domain, "relay_to_domains", rc, matched);
+	}
+	if (rc == 0) {
+		rc = match_named_hostlist_item(c, "relay_from_hosts",
+		    (const struct sockaddr *)&s->peer, matched, sizeof(matched),
 		    &error);
-	if (rc == 0)
-		rc = match_named_hostlist(c, "relay_from_hosts",
-		    (const struct sockaddr *)&s->peer, &error);
+		smtp_command_trace_match("host", "relay_from_hosts", rc, matched);
+	}
 	if (rc < 0) {
 		log_write(LOG_MAIN | LOG_PANIC, NULL, "relay check failed: %s",
 		    error);
@@ -280,21 +331,82 @@ smtp_command_relay_allowed(struct smtp_session *s, const char *domain)
 	return rc;
 }
 
+/*
+ * The local parts that Exim's default configuration refuses with
+ * "Restricted characters in address", since they ask a later hop to
+ * route the mail again: '@', '%' and '!' (the percent hack, bang paths
+ * and quoted addresses), '/' and '|' (files and pipes), a leading dot,
+ * and "/../" in domains that are not local. local_part is unquoted.
+ */
+static bool
+smtp_command_local_part_restricted(const char *local_part, bool local)
+{
+	if (local)
+		return local_part[0] == '.' ||
+		    strpbrk(local_part, "@%!/|") != NULL;
+	if (local_part[0] != '\0' && strchr("./|", local_part[0]) != NULL)
+		return true;
+	return strpbrk(local_part, "@%!") != NULL ||
+	    strstr(local_part, "/../") != NULL;
+}
+
+/* Logs a rejected recipient and replies with reply, whose text after the
+ * code is the reason. */
+static void
+smtp_command_reject_rcpt(struct smtp_session *s, const char *address,
+    const char *reply)
+{
+	struct log_reject reject = { .sender = s->tx->sender,
+	    .stage = "RCPT", .address = address, .reason = reply + 4 };
+
+	smtp_server_log_host(s, &reject.host);
+	log_line_reject(NULL, &reject);
+	smtp_server.stats.recipients_rejected++;
+	smtp_server_trace("RCPT <%s>: %s", address, reply);
+	smtp_server_reply(s, reply);
+}
+
+/* Replies 452 to a RCPT past recipients_max, so that the client sends
+ * the rest in another transaction (RFC 5321 4.5.3.1.10). The first one
+ * of a transaction is logged, in Exim's words. */
+static void
+smtp_command_too_many_recipients(struct smtp_session *s)
+{
+	char host[SMTP_SERVER_HOST_TEXT_SIZE];
+	char sender[ADDRESS_SIZE * 4];
+
+	if (!s->tx->recipients_over) {
+		s->tx->recipients_over = true;
+		smtp_server_host_text(s, host, sizeof(host));
+		log_line_escape(sender, sizeof(sender), s->tx->sender,
+		    ADDRESS_MAX, LOG_ESCAPE_TEXT);
+		log_write(LOG_MAIN, NULL, "too many recipients: excess "
+		    "temporarily rejected: sender=<%s> H=%s", sender, host);
+	}
+	smtp_server_reply(s, "452 too many recipients");
+}
+
 static bool
 smtp_command_check_rcpt(struct smtp_session *s, const char *arg,
     struct smtp_command_args *args)
 {
+	const struct config *c = smtp_server.config;
 	char keyword[ADDRESS_PARAM_KEYWORD_MAX + 1];
 	char value[ADDRESS_PARAM_VALUE_MAX + 1];
+	char local_part[ADDRESS_SIZE];
 	char reply[ADDRESS_SIZE + 64];
 	const char *error, *params;
-	int rc;
+	size_t max;
+	bool local;
+	int rc, policy;
 
-	if (address_parse_path(arg, ADDRESS_RECIPIENT, &args->path,
-	    &error) < 0) {
+	if (address_parse_path(arg, ADDRESS_RECIPIENT, c->allow_domain_literals,
+	    &args->path, &error) < 0) {
 		snprintf(reply, sizeof(reply), "501 <%s>: %s",
 		    args->path.address, error);
+		s->error_reason = error;
 		smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
+		s->error_reason = NULL;
 		return false;
 	}
 	params = args->path.params;
@@ -308,8 +420,14 @@ smtp_command_check_rcpt(struct smtp_session *s, const char *arg,
 		smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
 		return false;
 	}
-	if (s->tx->recipient_count >= SMTP_SERVER_RECIPIENTS_MAX) {
-		smtp_server_reply(s, "452 too many recipients");
+
+	/* The spool stores at most SPOOL_HEADER_RECIPIENTS_MAX recipients,
+	 * whatever recipients_max is set to. */
+	max = c->recipients_max > 0 &&
+	    c->recipients_max < SPOOL_HEADER_RECIPIENTS_MAX ?
+	    (size_t)c->recipients_max : SPOOL_HEADER_RECIPIENTS_MAX;
+	if (s->tx->recipient_count >= max) {
+		smtp_command_too_many_recipients(s);
 		return false;
 	}
 
@@ -317,21 +435,25 @@ smtp_command_check_rcpt(struct smtp_session *s, const char *arg,
 	if (args->path.domain == 0)
 		return true;
 
-	rc = smtp_command_relay_allowed(s, address_domain(&args->path));
+	rc = smtp_command_relay_allowed(s, address_domain(&args->path), &local);
 	if (rc < 0) {
 		smtp_server_reply(s, "451 Temporary local problem - please try "
 		    "later");
 		return false;
 	}
-	if (rc == 0) {
-		struct log_reject reject = { .sender = s->tx->sender,
-		    .stage = "RCPT", .address = args->path.address,
-		    .reason = "relay not permitted" };
-
-		smtp_server_log_host(s, &reject.host);
-		log_line_reject(NULL, &reject);
-		smtp_server.stats.recipients_rejected++;
-		smtp_server_reply(s, "550 relay not permitted");
+	address_local_part(&args->path, local_part, sizeof(local_part));
+	if (smtp_command_local_part_restricted(local_part, local)) {
+		smtp_command_reject_rcpt(s, args->path.address,
+		    "550 Restricted characters in address");
+		return false;
+	}
+	/* The policy may reject the recipient, or allow relaying for it;
+	 * it cannot undo the checks above. */
+	if ((policy = smtp_policy_check_rcpt(s, args->path.address)) < 0)
+		return false;
+	if (rc == 0 && policy == 0) {
+		smtp_command_reject_rcpt(s, args->path.address,
+		    "550 relay not permitted");
 		return false;
 	}
 	return true;
@@ -362,6 +484,7 @@ smtp_command_proceed_rcpt(struct smtp_session *s, const char *arg,
 		    tx->recipient_alloc, sizeof(*tx->recipients));
 	}
 	tx->recipients[tx->recipient_count++] = address;
+	smtp_server_trace("RCPT <%s>: accepted", address);
 	smtp_server_enter_state(s, SMTP_STATE_RCPT);
 	smtp_server_reply(s, "250 Accepted");
 }
@@ -382,14 +505,8 @@ static bool
 smtp_command_check_data(struct smtp_session *s, const char *arg,
     struct smtp_command_args *args)
 {
-	if (!smtp_command_check_no_arg(s, arg, args))
-		return false;
-	if (s->messages >= SMTP_SERVER_MESSAGES_MAX) {
-		smtp_server_reply_and_close(s, "421 too many messages in this "
-		    "connection");
-		return false;
-	}
-	return true;
+	return smtp_command_check_no_arg(s, arg, args) &&
+	    smtp_policy_check_data(s);
 }
 
 static void
@@ -464,28 +581,28 @@ smtp_command_proceed_help(struct smtp_session *s, const char *arg,
 }
 
 static const struct smtp_command smtp_commands[] = {
-	{ "HELO", false, STATES_COMMAND, NULL,
+	{ "HELO", "HELO", false, STATES_COMMAND, NULL,
 	    smtp_command_check_helo_cmd, smtp_command_proceed_helo },
-	{ "EHLO", false, STATES_COMMAND, NULL,
+	{ "EHLO", "EHLO", false, STATES_COMMAND, NULL,
 	    smtp_command_check_ehlo_cmd, smtp_command_proceed_ehlo },
-	{ "MAIL FROM:", true, SMTP_STATE_BIT(SMTP_STATE_READY),
+	{ "MAIL FROM:", "MAIL", true, SMTP_STATE_BIT(SMTP_STATE_READY),
 	    smtp_command_mail_sequence,
 	    smtp_command_check_mail, smtp_command_proceed_mail },
-	{ "RCPT TO:", true, SMTP_STATE_BIT(SMTP_STATE_MAIL) |
+	{ "RCPT TO:", "RCPT", true, SMTP_STATE_BIT(SMTP_STATE_MAIL) |
 	    SMTP_STATE_BIT(SMTP_STATE_RCPT), smtp_command_rcpt_sequence,
 	    smtp_command_check_rcpt, smtp_command_proceed_rcpt },
-	{ "DATA", false, SMTP_STATE_BIT(SMTP_STATE_RCPT),
+	{ "DATA", "DATA", false, SMTP_STATE_BIT(SMTP_STATE_RCPT),
 	    smtp_command_data_sequence,
 	    smtp_command_check_data, smtp_command_proceed_data },
-	{ "RSET", false, STATES_COMMAND, NULL,
+	{ "RSET", "RSET", false, STATES_COMMAND, NULL,
 	    smtp_command_check_no_arg, smtp_command_proceed_rset },
-	{ "NOOP", false, STATES_COMMAND, NULL,
+	{ "NOOP", "NOOP", false, STATES_COMMAND, NULL,
 	    NULL, smtp_command_proceed_noop },
-	{ "QUIT", false, STATES_COMMAND, NULL,
+	{ "QUIT", "QUIT", false, STATES_COMMAND, NULL,
 	    smtp_command_check_no_arg, smtp_command_proceed_quit },
-	{ "VRFY", false, STATES_COMMAND, NULL,
+	{ "VRFY", "VRFY", false, STATES_COMMAND, NULL,
 	    smtp_command_check_vrfy, smtp_command_proceed_vrfy },
-	{ "HELP", false, STATES_COMMAND, NULL,
+	{ "HELP", "HELP", false, STATES_COMMAND, NULL,
 	    NULL, smtp_command_proceed_help },
 };
 
@@ -554,6 +671,7 @@ smtp_command_dispatch(struct smtp_session *s, const char *line)
 		return;
 	}
 
+	smtp_server_record_command(s, cmd->history_name);
 	if ((cmd->states & SMTP_STATE_BIT(s->state)) == 0) {
 		smtp_server_error(s, SMTP_ERROR_SYNTAX, cmd->sequence_reply(s));
 		return;

@@ -84,6 +84,10 @@ smtp_data_init(struct smtp_data_reader *reader)
 	memset(reader, 0, sizeof(*reader));
 	reader->state = DATA_LINE_START;
 	reader->line_kind = HEADER_LINE_START;
+	reader->header_max = SMTP_HEADER_BYTES_MAX;
+	reader->header_line_max = SMTP_HEADER_FIELD_MAX;
+	reader->header_fields_max = SMTP_HEADER_FIELDS_MAX;
+	reader->received_max = SMTP_RECEIVED_MAX;
 }
 
 void
@@ -124,19 +128,23 @@ data_body_put(struct smtp_data_reader *r, char c)
 		data_flush(r);
 }
 
-/* Appends c to the header section, within its byte bound. */
+/* Appends c to the header section, within its byte bounds. */
 static void
 data_header_store(struct smtp_data_reader *r, char c)
 {
-	if (r->headers_len >= SMTP_HEADER_BYTES_MAX) {
+	if (r->headers_len >= r->header_max) {
 		data_latch(r, SMTP_DATA_HEADER_TOO_BIG);
+		return;
+	}
+	if (++r->field_len > r->header_line_max) {
+		data_latch(r, SMTP_DATA_HEADER_LINE_TOO_LONG);
 		return;
 	}
 	if (r->headers_len == r->headers_alloc) {
 		r->headers_alloc = r->headers_alloc == 0 ? 1024 :
 		    r->headers_alloc * 2;
-		if (r->headers_alloc > SMTP_HEADER_BYTES_MAX)
-			r->headers_alloc = SMTP_HEADER_BYTES_MAX;
+		if (r->headers_alloc > r->header_max)
+			r->headers_alloc = r->header_max;
 		r->headers = xrealloc(r->headers, r->headers_alloc + 1);
 	}
 	r->headers[r->headers_len++] = c;
@@ -163,7 +171,7 @@ data_field_named(struct smtp_data_reader *r)
 {
 	if (r->name_len == 8 &&
 	    strncasecmp(r->headers + r->line_start, "Received", 8) == 0 &&
-	    ++r->received_count > SMTP_RECEIVED_MAX)
+	    ++r->received_count > r->received_max)
 		data_latch(r, SMTP_DATA_LOOP);
 }
 
@@ -188,11 +196,14 @@ data_header_put(struct smtp_data_reader *r, char c)
 			r->in_body = true;
 			return;
 		}
-		if ((c == ' ' || c == '\t') && r->header_lines > 0) {
+		if ((c == ' ' || c == '\t') && r->header_fields > 0) {
 			r->line_kind = HEADER_LINE_CONT;
 		} else if (data_is_name_char(c)) {
 			r->line_kind = HEADER_LINE_NAME;
 			r->name_len = 1;
+			r->field_len = 0;
+			if (++r->header_fields > r->header_fields_max)
+				data_latch(r, SMTP_DATA_HEADER_TOO_BIG);
 		} else {
 			data_start_body_here(r);
 			data_body_put(r, c);
@@ -225,11 +236,8 @@ data_header_put(struct smtp_data_reader *r, char c)
 		break;
 	case HEADER_LINE_FIELD:
 	case HEADER_LINE_CONT:
-		if (c == '\n') {
+		if (c == '\n')
 			r->line_kind = HEADER_LINE_START;
-			if (++r->header_lines > SMTP_HEADER_LINES_MAX)
-				data_latch(r, SMTP_DATA_HEADER_TOO_BIG);
-		}
 		break;
 	}
 	data_header_store(r, c);

@@ -39,10 +39,13 @@
 #define SMTP_LINE_MAX		512
 #define SMTP_LINE_HARD_MAX	2048
 
-/* Bounds on the header section kept in memory. */
+/* Default bounds on the header section kept in memory, which
+ * smtp_data_init() sets and the caller may change: Exim's header_maxsize
+ * and received_headers_max defaults, and the -H file's limits on one
+ * field and on the number of fields. */
 #define SMTP_HEADER_BYTES_MAX	(1024 * 1024)
-#define SMTP_HEADER_LINES_MAX	1000
-/* Exim's received_headers_max: more Received: fields means a loop. */
+#define SMTP_HEADER_FIELD_MAX	65536
+#define SMTP_HEADER_FIELDS_MAX	10000
 #define SMTP_RECEIVED_MAX	30
 
 enum smtp_line_status {
@@ -79,7 +82,9 @@ enum smtp_data_error {
 	SMTP_DATA_OK,
 	SMTP_DATA_SMUGGLING,		/* bare LF or CR next to a dot line */
 	SMTP_DATA_TOO_BIG,		/* over the size limit */
-	SMTP_DATA_HEADER_TOO_BIG,	/* header section over its bounds */
+	SMTP_DATA_HEADER_TOO_BIG,	/* header section over header_max
+					 * bytes or header_fields_max fields */
+	SMTP_DATA_HEADER_LINE_TOO_LONG,	/* a field over header_line_max */
 	SMTP_DATA_LOOP,			/* too many Received: fields */
 	SMTP_DATA_WRITE_FAILED,		/* the write function failed */
 };
@@ -97,6 +102,12 @@ struct smtp_data_reader {
 	uint64_t size_limit;		/* bytes; 0 = no limit */
 	smtp_body_write_fn write;
 	void *write_arg;
+	/* Bounds, preset by smtp_data_init(); none may be 0. */
+	size_t header_max;		/* bytes of the header section */
+	size_t header_line_max;		/* bytes of one field, with its
+					 * continuation lines */
+	unsigned header_fields_max;
+	unsigned received_max;		/* Received: fields; more is a loop */
 
 	/* Results. */
 	bool done;			/* the final CRLF.CRLF was read */
@@ -118,14 +129,15 @@ struct smtp_data_reader {
 	size_t line_start;		/* offset of the current line in headers */
 	size_t name_len;		/* field name bytes seen on this line */
 	bool name_done;			/* white space after the name seen */
-	unsigned header_lines;
+	size_t field_len;		/* bytes of the current field */
+	unsigned header_fields;
 	size_t headers_alloc;
 	char stage[SMTP_DATA_STAGE_SIZE];
 	size_t stage_len;
 };
 
-/* Prepares reader for one message; the caller then sets size_limit,
- * write and write_arg. */
+/* Prepares reader for one message with the default bounds; the caller
+ * then sets size_limit, write and write_arg, and may change the bounds. */
 void smtp_data_init(struct smtp_data_reader *reader);
 
 /*

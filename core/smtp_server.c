@@ -11,6 +11,14 @@
  * that does not read them; the read high-water mark then bounds the
  * input held.
  *
+ * Limits: smtp_server_accept() turns a connection away with Exim's 421
+ * texts when smtp_accept_max, smtp_accept_max_per_host or the reserve of
+ * smtp_accept_reserve is used up, and with "554 SMTP synchronization
+ * error" when the client talked before the greeting. A session waits at
+ * most the command timeout for each complete command line, however the
+ * bytes of the line trickle in; message data resets smtp_receive_timeout
+ * with every block read; smtp_max_session_time bounds the whole session.
+ *
  * Lifetime: a session is reference-counted. The connection holds one
  * reference and a commit in flight holds another. smtp_server_process()
  * holds one while it handles input, because a command may close the
@@ -27,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -38,6 +47,7 @@
 #include "log_line.h"
 #include "match.h"
 #include "receive.h"
+#include "smtp_policy.h"
 #include "smtp_server_private.h"
 #include "spool_store.h"
 #include "util.h"
@@ -76,6 +86,50 @@ smtp_server_enter_state(struct smtp_session *s, enum smtp_state state)
 		    smtp_server_state_name(s->state),
 		    smtp_server_state_name(state));
 	s->state = state;
+	smtp_limits_arm_timeout(s);
+}
+
+void
+smtp_server_trace(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!smtp_server.host_checking || smtp_server.trace == NULL)
+		return;
+	fputs(">>> ", smtp_server.trace);
+	va_start(ap, fmt);
+	vfprintf(smtp_server.trace, fmt, ap);
+	va_end(ap);
+	fputc('\n', smtp_server.trace);
+	fflush(smtp_server.trace);
+}
+
+void
+smtp_server_record_command(struct smtp_session *s, const char *verb)
+{
+	s->history[s->history_count % SMTP_SERVER_HISTORY_MAX] = verb;
+	s->history_count++;
+}
+
+/* Writes " C=EHLO,MAIL,..." (the remembered verbs, oldest first) into
+ * buf, as Exim ends the line of a session dropped for errors. */
+static void
+smtp_server_format_history(const struct smtp_session *s, char *buf,
+    size_t size)
+{
+	unsigned count = s->history_count < SMTP_SERVER_HISTORY_MAX ?
+	    s->history_count : SMTP_SERVER_HISTORY_MAX;
+	unsigned first = s->history_count - count;
+	size_t used;
+
+	buf[0] = '\0';
+	if (count == 0)
+		return;
+	used = (size_t)snprintf(buf, size, " C=");
+	for (unsigned i = 0; i < count && used < size; i++)
+		used += (size_t)snprintf(buf + used, size - used, "%s%s",
+		    i > 0 ? "," : "",
+		    s->history[(first + i) % SMTP_SERVER_HISTORY_MAX]);
 }
 
 static bool
@@ -142,6 +196,7 @@ smtp_server_unref(struct smtp_session *s)
 		return;
 	SLUICE_ASSERT(s->bev == NULL);
 	smtp_server_tx_free(s);
+	smtp_policy_session_end(s);
 	free(s);
 }
 
@@ -177,18 +232,42 @@ smtp_server_check_drained(void)
 	done(shutdown_arg);
 }
 
-/* Closes the connection now, dropping unsent output. A transaction not
- * yet handed to the spool is abandoned; a commit in flight keeps its
- * reference and finishes without the client. */
+/* Bytes of unread input discarded before a socket is closed. */
+#define SMTP_SERVER_CLOSE_DRAIN_MAX	(64 * 1024)
+
+/*
+ * Reads and drops the client's input that the session will not read, so
+ * that closing sends a FIN. Closing a socket with unread input sends a RST
+ * instead, and the client may then lose the last reply before reading
+ * it (early talkers, clients that pipeline after a 421).
+ */
 static void
+smtp_server_drain_socket(struct smtp_session *s)
+{
+	char buf[4096];
+	size_t total = 0;
+	ssize_t n;
+	evutil_socket_t fd;
+
+	if (!s->is_socket || (fd = bufferevent_getfd(s->bev)) < 0)
+		return;
+	while (total < SMTP_SERVER_CLOSE_DRAIN_MAX &&
+	    (n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		total += (size_t)n;
+}
+
+void
 smtp_server_close(struct smtp_session *s)
 {
 	if (s->bev == NULL)
 		return;
+	smtp_server_drain_socket(s);
 	bufferevent_free(s->bev);
 	s->bev = NULL;
 	clock_timer_free(s->timer);
 	s->timer = NULL;
+	clock_timer_free(s->session_timer);
+	s->session_timer = NULL;
 
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -213,45 +292,66 @@ smtp_server_reply_and_close(struct smtp_session *s, const char *text)
 	smtp_server_reply(s, text);
 	if (s->state != SMTP_STATE_COMMIT)
 		smtp_server_tx_free(s);
+	/* The write callback closes once the reply is out; the timer that
+	 * entering CLOSING arms bounds the wait for a client that does not
+	 * read. */
 	smtp_server_enter_state(s, SMTP_STATE_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
-	/* The write callback closes once the reply is out; the timer
-	 * bounds the wait for a client that does not read. */
-	clock_timer_arm(s->timer, (uint64_t)SMTP_SERVER_TIMEOUT_SEC * 1000000);
 }
 
 void
 smtp_server_error(struct smtp_session *s, enum smtp_error_kind kind,
     const char *reply)
 {
+	const struct config *c = smtp_server.config;
 	bool syntax = kind == SMTP_ERROR_SYNTAX;
 	unsigned *count = syntax ? &s->syntax_errors : &s->unknown_commands;
-	unsigned max = syntax ? SMTP_SERVER_SYNTAX_ERRORS_MAX :
-	    SMTP_SERVER_UNKNOWN_COMMANDS_MAX;
-	char host[SMTP_SERVER_HELO_MAX + INET6_ADDRSTRLEN + 8];
+	int max = syntax ? c->smtp_max_synprot_errors :
+	    c->smtp_max_unknown_commands;
+	char host[SMTP_SERVER_HOST_TEXT_SIZE];
 	char command[SMTP_LINE_HARD_MAX];
-	char text[SMTP_LINE_MAX];
+	char history[SMTP_SERVER_HISTORY_MAX * 12];
+	char text[SMTP_LINE_MAX * 2];
 
-	if (++*count <= max) {
+	smtp_server_host_text(s, host, sizeof(host));
+	log_line_escape(command, sizeof(command),
+	    s->command != NULL ? s->command : "", 256, LOG_ESCAPE_QUOTED);
+
+	/* Exim's optional line for every error (log_selector
+	 * +smtp_syntax_error, +smtp_protocol_error); 503 is a protocol
+	 * error, the rest are syntax errors. */
+	if (strncmp(reply, "503", 3) == 0) {
+		if (log_selected(LOG_SEL_SMTP_PROTOCOL_ERROR))
+			log_write(LOG_MAIN | LOG_REJECT, NULL, "SMTP protocol error "
+			    "in \"%s\" H=%s %s", command, host, reply + 4);
+	} else if (log_selected(LOG_SEL_SMTP_SYNTAX_ERROR)) {
+		log_write(LOG_MAIN | LOG_REJECT, NULL, "SMTP syntax error in "
+		    "\"%s\" H=%s %s", command, host, s->error_reason != NULL ?
+		    s->error_reason : reply + 4);
+	}
+
+	if (++*count <= (unsigned)max) {
 		smtp_server_reply(s, reply);
 		return;
 	}
 
-	/* The drop lines are worded as Exim's, which fail2ban matches. */
-	smtp_server_host_text(s, host, sizeof(host));
-	log_line_escape(command, sizeof(command),
-	    s->command != NULL ? s->command : "", 256, LOG_ESCAPE_QUOTED);
-	if (syntax)
+	/* The drop lines and replies are worded as Exim 4.96's, which
+	 * fail2ban and log scanners match. */
+	if (syntax) {
+		smtp_server_format_history(s, history, sizeof(history));
 		log_write(LOG_MAIN | LOG_REJECT, NULL, "SMTP call from %s dropped: "
-		    "too many syntax or protocol errors (last command was \"%s\")",
-		    host, command);
-	else
+		    "too many syntax or protocol errors (last command was "
+		    "\"%s\", %s)", host, command, history);
+		/* The error's own reply, then the code again with the
+		 * reason for closing: "501-text" CRLF "501 Too many ...". */
+		snprintf(text, sizeof(text), "%.3s-%s\r\n%.3s Too many syntax or "
+		    "protocol errors", reply, reply + 4, reply);
+	} else {
 		log_write(LOG_MAIN | LOG_REJECT, NULL, "SMTP call from %s dropped: "
 		    "too many unrecognized commands (last was \"%s\")", host,
 		    command);
-	snprintf(text, sizeof(text), "421 %s Too many %s",
-	    smtp_server.config->primary_hostname,
-	    syntax ? "syntax or protocol errors" : "unrecognized commands");
+		snprintf(text, sizeof(text), "500 Too many unrecognized commands");
+	}
 	smtp_server_reply_and_close(s, text);
 }
 
@@ -278,14 +378,22 @@ smtp_server_line(struct smtp_session *s, enum smtp_line_status status,
 		    "command line: lines must end with CRLF");
 		break;
 	case SMTP_LINE_NUL:
-		s->command = "(NUL byte)";
-		smtp_server_error(s, SMTP_ERROR_SYNTAX, "500 NUL byte in a "
-		    "command line");
+		/* The line comes with its NULs shown as '?'. */
+		s->command = line;
+		s->error_reason = "NUL character(s) present (shown as '?')";
+		smtp_server_error(s, SMTP_ERROR_SYNTAX, "501 NUL characters are "
+		    "not allowed in SMTP commands");
+		s->error_reason = NULL;
 		break;
 	case SMTP_LINE_NONE:
 		break;
 	}
 	s->command = NULL;
+
+	/* The command timeout runs from one complete line to the next, so
+	 * a client cannot keep a session by sending a byte at a time. */
+	if (s->bev != NULL && smtp_server_awaits_command(s))
+		smtp_limits_arm_timeout(s);
 }
 
 void
@@ -323,6 +431,12 @@ smtp_server_process(struct smtp_session *s)
 		if (status == SMTP_LINE_OK) {
 			memcpy(line, p, len);
 			line[len] = '\0';
+		} else if (status == SMTP_LINE_NUL) {
+			/* For the log: the line without its CRLF. */
+			len = consumed - 2;
+			for (size_t i = 0; i < len; i++)
+				line[i] = p[i] != '\0' ? p[i] : '?';
+			line[len] = '\0';
 		}
 		evbuffer_drain(in, consumed);
 		if (status == SMTP_LINE_NONE) {
@@ -351,9 +465,23 @@ smtp_server_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
-	if (s->state != SMTP_STATE_CLOSING)
-		clock_timer_arm(s->timer,
-		    (uint64_t)SMTP_SERVER_TIMEOUT_SEC * 1000000);
+	/* Input read before the greeting was written to the socket was
+	 * sent without waiting for it (RFC 5321 4.3.1). */
+	if (!s->greeted && s->is_socket && s->state == SMTP_STATE_CONNECTED &&
+	    smtp_server.config->smtp_enforce_sync) {
+		struct evbuffer *in = bufferevent_get_input(bev);
+		size_t len = evbuffer_get_length(in);
+
+		if (len > SMTP_SERVER_EARLY_INPUT_LOG_MAX)
+			len = SMTP_SERVER_EARLY_INPUT_LOG_MAX;
+		smtp_limits_sync_error(s,
+		    (const char *)evbuffer_pullup(in, (ev_ssize_t)len), len);
+		return;
+	}
+	/* Message data restarts smtp_receive_timeout with every block;
+	 * commands restart theirs only when a line is complete. */
+	if (s->state == SMTP_STATE_DATA)
+		smtp_limits_arm_timeout(s);
 	smtp_server_process(s);
 }
 
@@ -362,6 +490,7 @@ smtp_server_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
+	s->greeted = true;
 	if (s->state == SMTP_STATE_CLOSING) {
 		smtp_server_close(s);	/* s may be gone */
 		return;
@@ -376,7 +505,7 @@ static void
 smtp_server_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_session *s = arg;
-	char host[SMTP_SERVER_HELO_MAX + INET6_ADDRSTRLEN + 8];
+	char host[SMTP_SERVER_HOST_TEXT_SIZE];
 	char duration[32];
 	struct timeval now;
 
@@ -399,45 +528,24 @@ smtp_server_event_cb(struct bufferevent *bev, short what, void *arg)
 		    (now.tv_usec - s->started.tv_usec));
 		log_write(LOG_MAIN, NULL, "unexpected disconnection while reading "
 		    "SMTP command from %s D=%s", host, duration);
+		/* A -bh session whose input ended can still get a reply, and
+		 * Exim sends this one. */
+		if (!s->is_socket && (what & BEV_EVENT_EOF) != 0)
+			smtp_server_replyf(s, "421 %s lost input connection",
+			    smtp_server.config->primary_hostname);
 		break;
 	}
 	smtp_server_close(s);	/* s may be gone */
 }
 
-static void
-smtp_server_timeout_cb(void *arg)
-{
-	struct smtp_session *s = arg;
-	char host[SMTP_SERVER_HELO_MAX + INET6_ADDRSTRLEN + 8];
-	char reply[SMTP_LINE_MAX];
-	const char *what = "command";
-
-	switch (s->state) {
-	case SMTP_STATE_CLOSING:
-		/* The client did not read the last reply. */
-		smtp_server_close(s);	/* s may be gone */
-		return;
-	case SMTP_STATE_COMMIT:
-		/* The wait is for the spool, not the client. */
-		clock_timer_arm(s->timer,
-		    (uint64_t)SMTP_SERVER_TIMEOUT_SEC * 1000000);
-		return;
-	case SMTP_STATE_DATA:
-		what = "incoming data";
-		break;
-	default:
-		break;
-	}
-	smtp_server_host_text(s, host, sizeof(host));
-	log_write(LOG_MAIN, s->tx != NULL && s->state == SMTP_STATE_DATA ?
-	    s->tx->id : NULL, "SMTP %s timeout on connection from %s",
-	    s->state == SMTP_STATE_DATA ? "data" : "command", host);
-	snprintf(reply, sizeof(reply), "421 %s SMTP %s timeout - closing "
-	    "connection", smtp_server.config->primary_hostname, what);
-	smtp_server_reply_and_close(s, reply);
-}
-
 /* Public interface */
+
+void
+smtp_server_set_host_checking(FILE *trace)
+{
+	smtp_server.host_checking = true;
+	smtp_server.trace = trace;
+}
 
 void
 smtp_server_set_arrival_hook(smtp_server_arrival_fn fn, void *arg)
@@ -458,7 +566,9 @@ smtp_server_init(struct event_base *base, const struct config *config,
 	if (match_check_named_domainlist(config, "local_domains", error) < 0 ||
 	    match_check_named_domainlist(config, "relay_to_domains",
 	    error) < 0 ||
-	    match_check_named_hostlist(config, "relay_from_hosts", error) < 0)
+	    match_check_named_hostlist(config, "relay_from_hosts", error) < 0 ||
+	    match_check_hostlist(config, "smtp_reserve_hosts",
+	    config->smtp_reserve_hosts, error) < 0)
 		return -1;
 
 	/* The -H files name the user the daemon runs as, as Exim's name
@@ -491,33 +601,53 @@ smtp_server_address_text(const struct sockaddr *sa, char *ip, size_t size,
 	}
 }
 
-void
-smtp_server_accept(int fd, const struct sockaddr *peer, socklen_t peer_len)
+size_t
+smtp_server_count_from(const char *ip)
 {
+	size_t n = 0;
+
+	/* NOTE: a walk over every session, so accepting is linear in the
+	 * number of open sessions when smtp_accept_max_per_host is set (an
+	 * estimate, not measured: microseconds for thousands of sessions).
+	 * A table keyed by address would make it constant. */
+	for (const struct smtp_session *s = sessions; s != NULL; s = s->next)
+		if (strcmp(s->peer_ip, ip) == 0)
+			n++;
+	return n;
+}
+
+/*
+ * Creates a session on bev as if peer had connected from there, and
+ * greets the client unless the daemon is shutting down. Takes ownership
+ * of bev. fd is the socket under bev, or -1 for a pair.
+ */
+static void
+smtp_server_session_start(struct bufferevent *bev, int fd,
+    const struct sockaddr *peer, socklen_t peer_len)
+{
+	const struct config *c = smtp_server.config;
 	struct sockaddr_storage local;
 	socklen_t local_len = sizeof(local);
 	char date[RECEIVE_DATE_SIZE];
+	char early[SMTP_SERVER_EARLY_INPUT_LOG_MAX];
 	struct smtp_session *s;
+	ssize_t n;
 
 	s = xcalloc(1, sizeof(*s));
-	s->bev = bufferevent_socket_new(server_base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
-		log_write(LOG_MAIN | LOG_PANIC, NULL, "cannot set up a connection: "
-		    "bufferevent_socket_new failed");
-		close(fd);
-		free(s);
-		return;
-	}
+	s->bev = bev;
+	s->is_socket = fd >= 0;
 	s->refs = 1;
 	s->serial = ++session_serial;
 	s->state = SMTP_STATE_CONNECTED;
+	smtp_policy_session_start(s);
 	clock_now_tv(&s->started);
 	if (peer_len > sizeof(s->peer))
 		peer_len = sizeof(s->peer);
 	memcpy(&s->peer, peer, peer_len);
 	smtp_server_address_text(peer, s->peer_ip, sizeof(s->peer_ip),
 	    &s->peer_port);
-	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0)
+	if (fd >= 0 && getsockname(fd, (struct sockaddr *)&local,
+	    &local_len) == 0)
 		smtp_server_address_text((struct sockaddr *)&local, s->local_ip,
 		    sizeof(s->local_ip), &s->local_port);
 
@@ -528,8 +658,7 @@ smtp_server_accept(int fd, const struct sockaddr *peer, socklen_t peer_len)
 	session_count++;
 	smtp_server.stats.sessions_total++;
 
-	s->timer = clock_timer_new(server_base, smtp_server_timeout_cb, s);
-	clock_timer_arm(s->timer, (uint64_t)SMTP_SERVER_TIMEOUT_SEC * 1000000);
+	smtp_limits_start_timers(s, server_base);
 	bufferevent_setcb(s->bev, smtp_server_read_cb, smtp_server_write_cb,
 	    smtp_server_event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_SERVER_INPUT_MAX);
@@ -539,14 +668,52 @@ smtp_server_accept(int fd, const struct sockaddr *peer, socklen_t peer_len)
 		char reply[SMTP_LINE_MAX];
 
 		snprintf(reply, sizeof(reply), "421 %s Service not available, "
-		    "closing transmission channel",
-		    smtp_server.config->primary_hostname);
+		    "closing transmission channel", c->primary_hostname);
 		smtp_server_reply_and_close(s, reply);
 		return;
 	}
+	if (s->is_socket && !smtp_limits_check_reserve(s))
+		return;
+
+	/* Input that is already there came before the greeting. */
+	if (s->is_socket && c->smtp_enforce_sync &&
+	    (n = recv(fd, early, sizeof(early), MSG_PEEK | MSG_DONTWAIT)) > 0) {
+		smtp_limits_sync_error(s, early, (size_t)n);
+		return;
+	}
+	if (!smtp_policy_check_connect(s))
+		return;
+
 	receive_format_date(&s->started, date);
-	smtp_server_replyf(s, "220 %s ESMTP sluice %s %s",
-	    smtp_server.config->primary_hostname, PACKAGE_VERSION, date);
+	smtp_server_replyf(s, "220 %s ESMTP sluice %s %s", c->primary_hostname,
+	    PACKAGE_VERSION, date);
+}
+
+void
+smtp_server_accept(int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+	struct bufferevent *bev;
+	char ip[INET6_ADDRSTRLEN];
+	int port;
+
+	smtp_server_address_text(peer, ip, sizeof(ip), &port);
+	if (!smtp_server.shutting_down && !smtp_limits_admit(fd, ip, port))
+		return;
+	bev = bufferevent_socket_new(server_base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		log_write(LOG_MAIN | LOG_PANIC, NULL, "cannot set up a connection: "
+		    "bufferevent_socket_new failed");
+		close(fd);
+		return;
+	}
+	smtp_server_session_start(bev, fd, peer, peer_len);
+}
+
+void
+smtp_server_start(struct bufferevent *bev, const struct sockaddr *peer,
+    socklen_t peer_len)
+{
+	smtp_server_session_start(bev, -1, peer, peer_len);
 }
 
 static void

@@ -19,10 +19,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "config.h"
 
+struct bufferevent;
 struct event_base;
 struct spool_store;
 
@@ -34,6 +36,8 @@ struct smtp_server_stats {
 	uint64_t messages_rejected;	/* content refused after DATA */
 	uint64_t messages_failed;	/* answered 4xx after DATA */
 	uint64_t recipients_rejected;	/* relay not permitted */
+	uint64_t connections_refused;	/* over smtp_accept_max or
+					 * smtp_accept_max_per_host */
 };
 
 /*
@@ -51,10 +55,34 @@ int smtp_server_init(struct event_base *base, const struct config *config,
 typedef void (*smtp_server_arrival_fn)(void *arg, const char *id);
 void smtp_server_set_arrival_hook(smtp_server_arrival_fn fn, void *arg);
 
-/* Starts a session on an accepted, non-blocking socket; takes ownership
- * of fd. */
+/*
+ * Starts a session on an accepted, non-blocking socket; takes ownership
+ * of fd. A connection over smtp_accept_max or smtp_accept_max_per_host,
+ * or outside smtp_reserve_hosts once only the reserve is left, is
+ * answered 421 and closed; one that sends before the greeting gets
+ * "554 SMTP synchronization error" (smtp_enforce_sync).
+ */
 void smtp_server_accept(int fd, const struct sockaddr *peer,
     socklen_t peer_len);
+
+/*
+ * Starts a session on bev, the server's end of a connection that is not
+ * a socket (one end of a bufferevent pair), as if peer had connected:
+ * -bh and the fuzz target drive sessions this way. Takes ownership of
+ * bev. No connection limit or synchronization check applies, as in
+ * Exim's -bh.
+ */
+void smtp_server_start(struct bufferevent *bev, const struct sockaddr *peer,
+    socklen_t peer_len);
+
+/*
+ * Turns every session into a test session, as for -bh: a message is
+ * read and checked but not stored, the reply to its final dot is
+ * followed by a notice that its id is not real, and each policy
+ * decision is written to trace as a ">>> " line. Call it before
+ * smtp_server_init(), which then accepts a NULL store.
+ */
+void smtp_server_set_host_checking(FILE *trace);
 
 typedef void (*smtp_server_done_fn)(void *arg);
 

@@ -1,6 +1,7 @@
 /*
  * smtp_server_private.h - the session and transaction structures and
  * the functions shared by smtp_server.c (connections and input),
+ * smtp_limits.c (admission, timeouts and the session limit),
  * smtp_command.c (the command table) and smtp_message.c (the message and
  * its hand-over to the spool). Not for use elsewhere.
  */
@@ -11,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -23,25 +25,31 @@
 #include "util.h"
 
 struct bufferevent;
+struct event_base;
 struct evbuffer;
 struct clock_timer;
 struct log_host;
+struct policy_state;
 struct spool_data;
 
-/* Named bounds of a session. The error limits are Exim's defaults
- * (smtp_max_synprot_errors, smtp_max_unknown_commands). The error after
- * the last one allowed gets 421 and closes the session. */
-#define SMTP_SERVER_SYNTAX_ERRORS_MAX	3
-#define SMTP_SERVER_UNKNOWN_COMMANDS_MAX	3
-#define SMTP_SERVER_RECIPIENTS_MAX	50000	/* Exim's recipients_max */
-#define SMTP_SERVER_MESSAGES_MAX	1000	/* per connection, as Exim */
+/* Named bounds of a session. The limits that operators tune are
+ * options of sluice.conf with Exim's names (smtp_max_synprot_errors,
+ * recipients_max, smtp_receive_timeout, ...), read from
+ * smtp_server.config; these are the fixed ones. */
 #define SMTP_SERVER_HELO_MAX		255	/* a domain name */
-#define SMTP_SERVER_TIMEOUT_SEC		300	/* Exim's smtp_receive_timeout */
 #define SMTP_SERVER_SHUTDOWN_GRACE_SEC	60
 /* Unprocessed input held while a commit is in flight, and replies held
  * for a client that does not read them; over either, reading stops. */
 #define SMTP_SERVER_INPUT_MAX		(64 * 1024)
 #define SMTP_SERVER_OUTPUT_MAX		(64 * 1024)
+/* Commands remembered for the "C=" list of a dropped session's log
+ * line; the oldest are forgotten first. */
+#define SMTP_SERVER_HISTORY_MAX		20
+/* Bytes of early input shown in the synchronization error's log line. */
+#define SMTP_SERVER_EARLY_INPUT_LOG_MAX	128
+/* Room for "(helo) [ip]" as log lines name a client. */
+#define SMTP_SERVER_HOST_TEXT_SIZE	(SMTP_SERVER_HELO_MAX + \
+	INET6_ADDRSTRLEN + 8)
 
 /*
  * Session states. Only smtp_server_enter_state() assigns them.
@@ -72,6 +80,8 @@ struct smtp_tx {
 	struct timeval completed;	/* when the final dot was read */
 	struct spool_data *data;	/* the -D file; NULL once committed */
 	char *write_error;		/* why writing the -D file failed */
+	bool write_no_space;		/* it failed for lack of disk space */
+	bool recipients_over;		/* a RCPT got 452 for recipients_max */
 	struct smtp_data_reader reader;
 	struct spool_header header;	/* what the commit writes as -H */
 };
@@ -79,7 +89,11 @@ struct smtp_tx {
 struct smtp_session {
 	uint64_t serial;		/* for debugging and ordering */
 	struct bufferevent *bev;	/* NULL once the connection is closed */
-	struct clock_timer *timer;	/* idle timeout */
+	struct clock_timer *timer;	/* command, data or closing timeout */
+	struct clock_timer *session_timer;	/* smtp_max_session_time */
+	bool is_socket;			/* false for -bh and the fuzz target */
+	bool greeted;			/* the greeting has been written */
+	bool session_expired;		/* close once the commit is done */
 	enum smtp_state state;
 	unsigned refs;			/* the connection, plus one per
 					 * callback that keeps the session */
@@ -96,12 +110,21 @@ struct smtp_session {
 	struct smtp_line_reader line_reader;
 	unsigned syntax_errors;
 	unsigned unknown_commands;
-	unsigned messages;		/* accepted in this connection */
+	unsigned mail_commands;		/* MAIL commands accepted */
+	unsigned messages;		/* messages accepted */
+	/* The verbs of the last commands, oldest first once it wraps. */
+	const char *history[SMTP_SERVER_HISTORY_MAX];
+	unsigned history_count;		/* all commands recorded */
 	bool output_blocked;		/* waiting for the client to read */
 	const char *command;		/* the line being handled, for logs;
 					 * borrowed while it is handled */
+	const char *error_reason;	/* for the syntax error log line when
+					 * the reply does not say it; static */
 
 	struct smtp_tx *tx;		/* NULL outside a transaction */
+	/* The Lua policy state this session uses (a reference), or NULL;
+	 * see smtp_policy.h. */
+	struct policy_state *policy;
 	struct smtp_session *prev, *next;
 };
 
@@ -118,6 +141,10 @@ struct smtp_server_globals {
 	struct smtp_server_stats stats;
 	smtp_server_arrival_fn arrival_fn;
 	void *arrival_arg;
+	/* -bh: messages are read but not stored, and each policy decision
+	 * is written to trace. */
+	bool host_checking;
+	FILE *trace;
 };
 
 extern struct smtp_server_globals smtp_server;
@@ -149,6 +176,14 @@ enum smtp_error_kind {
 void smtp_server_error(struct smtp_session *s, enum smtp_error_kind kind,
     const char *reply);
 
+/* Writes one ">>> " line of a -bh trace; does nothing outside -bh. */
+void smtp_server_trace(const char *fmt, ...) SLUICE_PRINTF(1, 2);
+
+
+/* Records a command verb for the "C=" list of log lines; verb must be a
+ * static string. */
+void smtp_server_record_command(struct smtp_session *s, const char *verb);
+
 /* Writes "(helo) [ip]" or "[ip]", as Exim names a client in log lines,
  * into buf. */
 void smtp_server_host_text(const struct smtp_session *s, char *buf,
@@ -161,6 +196,51 @@ void smtp_server_log_host(const struct smtp_session *s, struct log_host *h);
 void smtp_server_ref(struct smtp_session *s);
 void smtp_server_unref(struct smtp_session *s);
 
+/* Closes the connection now, dropping unsent output. A transaction not
+ * yet handed to the spool is abandoned; a commit in flight keeps its
+ * reference and finishes without the client. s may be gone afterwards. */
+void smtp_server_close(struct smtp_session *s);
+
+/* Number of open sessions from the client address ip. */
+size_t smtp_server_count_from(const char *ip);
+
+/* smtp_limits.c */
+
+/*
+ * Applies smtp_accept_max and smtp_accept_max_per_host to a new
+ * connection from ip, with Exim's replies and log lines. Returns true if
+ * the connection may have a session; otherwise fd has got its 421 and
+ * has been closed.
+ */
+bool smtp_limits_admit(int fd, const char *ip, int port);
+
+/*
+ * Once the open sessions, s included, reach smtp_accept_max -
+ * smtp_accept_reserve, only clients in smtp_reserve_hosts may go on.
+ * Returns true if s may; otherwise s has got its 421 and is closing.
+ */
+bool smtp_limits_check_reserve(struct smtp_session *s);
+
+/* Sends "554 SMTP synchronization error" to a client that sent input
+ * before the greeting, logs what it sent, and closes. */
+void smtp_limits_sync_error(struct smtp_session *s, const char *input,
+    size_t len);
+
+/* Creates the timers of a new session on base and arms them. */
+void smtp_limits_start_timers(struct smtp_session *s,
+    struct event_base *base);
+
+/* Re-arms the timeout that fits s's state: smtp_command_timeout (or
+ * smtp_receive_timeout) while a command is awaited, smtp_receive_timeout
+ * while message data is read. A limit of 0 means none. */
+void smtp_limits_arm_timeout(struct smtp_session *s);
+
+/* Called once the reply to a commit is sent: if smtp_max_session_time
+ * ran out meanwhile, replies 421, starts closing and returns true. */
+bool smtp_limits_commit_done(struct smtp_session *s);
+
+/* smtp_server.c */
+
 /* Ends the transaction, removing a -D file not yet committed. */
 void smtp_server_tx_free(struct smtp_session *s);
 
@@ -171,6 +251,15 @@ void smtp_server_process(struct smtp_session *s);
 /* Starts reading message content after "354". Returns 0, or -1 after
  * replying 451 when the -D file cannot be created. */
 int smtp_message_begin(struct smtp_session *s);
+
+/*
+ * Checks the free space and inodes of the spool and log directories
+ * against check_spool_space and the other minimums, with declared_size
+ * (MAIL's SIZE=) added to the spool space needed. Returns true, or false
+ * after logging and replying "452 Space shortage, please try later".
+ */
+bool smtp_message_check_space(struct smtp_session *s,
+    uint64_t declared_size);
 
 /* Feeds buffered input to the content reader, one contiguous chunk;
  * after the final dot, rejects the message or hands it to the spool. */

@@ -86,6 +86,43 @@ smtp_reply_add_line(struct smtp_reply *reply, const char *line, size_t len,
 	return reply->complete ? 1 : 0;
 }
 
+/*
+ * Finds RCPTMAX=n among the parameters of a LIMITS keyword (RFC 9422
+ * section 3: space-separated NAME=value pairs). params has len bytes and
+ * starts right after the keyword. Returns n, or 0 when it is absent or
+ * not a number from 1 to 1000000.
+ */
+static unsigned
+smtp_ehlo_rcpt_max(const char *params, size_t len)
+{
+	static const char name[] = "RCPTMAX=";
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start, end;
+
+		while (i < len && params[i] == ' ')
+			i++;
+		start = i;
+		while (i < len && params[i] != ' ')
+			i++;
+		end = i;
+		if (end - start > sizeof(name) - 1 && end - start < 32 &&
+		    strncasecmp(params + start, name, sizeof(name) - 1) == 0) {
+			char number[32];
+			unsigned long long value;
+
+			memcpy(number, params + start + sizeof(name) - 1,
+			    end - start - (sizeof(name) - 1));
+			number[end - start - (sizeof(name) - 1)] = '\0';
+			if (parse_uint(number, 1000000, &value) == 0 &&
+			    value > 0)
+				return (unsigned)value;
+		}
+	}
+	return 0;
+}
+
 void
 smtp_ehlo_parse(const struct smtp_reply *reply, struct smtp_ehlo *out)
 {
@@ -134,8 +171,66 @@ smtp_ehlo_parse(const struct smtp_reply *reply, struct smtp_ehlo *out)
 			out->chunking = true;
 		} else if (strcasecmp(word, "SMTPUTF8") == 0) {
 			out->smtputf8 = true;
+		} else if (strcasecmp(word, "DSN") == 0) {
+			out->dsn = true;
+		} else if (strcasecmp(word, "LIMITS") == 0) {
+			out->rcpt_max = smtp_ehlo_rcpt_max(keyword + n,
+			    len - n);
 		}
 	}
+}
+
+size_t
+smtp_xtext_encode(const char *text, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p != '\0';
+	    p++) {
+		char piece[3];
+		size_t len = 1;
+
+		if (*p >= '!' && *p <= '~' && *p != '+' && *p != '=') {
+			piece[0] = (char)*p;
+		} else {
+			piece[0] = '+';
+			piece[1] = hex[*p >> 4];
+			piece[2] = hex[*p & 0x0f];
+			len = 3;
+		}
+		for (size_t i = 0; i < len; i++, n++)
+			if (n + 1 < size)
+				out[n] = piece[i];
+	}
+	if (size > 0)
+		out[n < size ? n : size - 1] = '\0';
+	return n;
+}
+
+bool
+smtp_xtext_valid(const char *text)
+{
+	const char *p = text;
+
+	if (*p == '\0')
+		return false;
+	while (*p != '\0') {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '+') {
+			for (int i = 1; i <= 2; i++)
+				if (!((p[i] >= '0' && p[i] <= '9') ||
+				    (p[i] >= 'A' && p[i] <= 'F')))
+					return false;
+			p += 3;
+			continue;
+		}
+		if (c < '!' || c > '~' || c == '=')
+			return false;
+		p++;
+	}
+	return true;
 }
 
 /* --- DATA encoding -------------------------------------------------- */

@@ -52,11 +52,28 @@ struct smtp_ehlo {
 	bool eight_bit_mime;
 	bool chunking;
 	bool smtputf8;
+	bool dsn;		/* RFC 3461 */
+	/* RCPTMAX of the LIMITS keyword (RFC 9422): recipients the server
+	 * takes per transaction; 0 when it names none. */
+	unsigned rcpt_max;
 };
 
 /* Reads the keywords of a complete EHLO reply (the lines after the
  * first), ignoring case and unknown ones. */
 void smtp_ehlo_parse(const struct smtp_reply *reply, struct smtp_ehlo *out);
+
+/*
+ * Writes text as an RFC 3461 xtext (for ORCPT= and ENVID=): printable
+ * ASCII other than '+' and '=' as it is, every other byte as "+XX" in
+ * upper-case hex. out has room for size bytes; returns the length the
+ * whole encoding needs, so a result >= size means it did not fit (out
+ * is then terminated but incomplete).
+ */
+size_t smtp_xtext_encode(const char *text, char *out, size_t size);
+
+/* True when text is a valid xtext: printable ASCII other than '=', and
+ * '+' only before two upper-case hex digits. The empty string is not. */
+bool smtp_xtext_valid(const char *text);
 
 /*
  * Converter of message bytes to their DATA form, block by block. LF and

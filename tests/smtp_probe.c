@@ -7,7 +7,8 @@
  *              INPUT_DIR ID IP PORT [RECIPIENT...]
  *
  * Reads INPUT_DIR/ID-H and INPUT_DIR/ID-D. Without RECIPIENT arguments
- * it delivers to every recipient of the -H file not yet delivered.
+ * it delivers to every recipient of the -H file not yet delivered, with
+ * their DSN data (NOTIFY, ORCPT) for a server that offers DSN.
  * --timeout sets every phase's timeout, QUIT's included. Output:
  *
  *   host NAME [IP]:PORT esmtp=yes tls=no
@@ -143,13 +144,13 @@ main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct smtp_client_target target = { NULL, NULL, 0, NULL,
-	    "probe.test" };
+	struct smtp_client_target target = { .helo_name = "probe.test" };
 	struct smtp_client_options options;
 	struct smtp_client_message message;
 	struct spool_header header;
 	struct probe probe = { NULL, false };
 	const char **recipients;
+	const struct spool_recipient **dsn;
 	size_t count = 0, len;
 	unsigned long long value;
 	char *path, *data, *error = NULL;
@@ -203,19 +204,24 @@ main(int argc, char **argv)
 
 	recipients = xcalloc(header.recipients_count + (size_t)argc,
 	    sizeof(*recipients));
+	dsn = xcalloc(header.recipients_count + 1, sizeof(*dsn));
 	for (int i = optind + 4; i < argc; i++)
 		recipients[count++] = argv[i];
-	if (count == 0)
-		for (size_t i = 0; i < header.recipients_count; i++)
-			if (!spool_header_is_delivered(&header,
+	if (count == 0) {
+		for (size_t i = 0; i < header.recipients_count; i++) {
+			if (spool_header_is_delivered(&header,
 			    header.recipients[i].address))
-				recipients[count++] =
-				    header.recipients[i].address;
+				continue;
+			dsn[count] = &header.recipients[i];
+			recipients[count++] = header.recipients[i].address;
+		}
+	}
 
 	message.header = &header;
 	message.data_fd = fd;
 	message.recipients = recipients;
 	message.recipient_count = count;
+	message.dsn = dsn;
 
 	probe.base = event_base_new();
 	if (probe.base == NULL)
@@ -229,6 +235,7 @@ main(int argc, char **argv)
 
 	event_base_free(probe.base);
 	free(recipients);
+	free(dsn);
 	close(fd);
 	spool_header_free(&header);
 	return 0;

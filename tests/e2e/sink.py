@@ -20,7 +20,14 @@ phase is reached (optionally only when the command's argument contains a
 string, such as one recipient's address).
 
 Phases: connect (the greeting), ehlo, helo, mail, rcpt, data (the DATA
-command), dot (the end of the message), quit.
+command), body (after the first line of message data: only "close"
+applies, a connection lost mid-DATA), dot (the end of the message), quit,
+starttls.
+
+Options make it a richer server: PIPELINING in the EHLO reply, STARTTLS
+with a certificate (Python's ssl module; SNI and the cipher are recorded
+per connection and per message), a multi-line greeting, and a limit on
+recipients per transaction (452 past it, advertised as LIMITS RCPTMAX).
 
 Use in a test:
 
@@ -43,12 +50,14 @@ import ipaddress
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
 
-PHASES = ("connect", "ehlo", "helo", "mail", "rcpt", "data", "dot", "quit")
-ACTIONS = ("reply", "close", "stall")
+PHASES = ("connect", "ehlo", "helo", "mail", "rcpt", "data", "body", "dot",
+          "quit", "starttls")
+ACTIONS = ("reply", "close", "stall", "garbage")
 
 # Bounds on what a client may send.
 COMMAND_LINE_MAX = 4096          # bytes of one command line
@@ -112,10 +121,24 @@ class Sink:
     hostname: the name in the greeting and the EHLO reply.
     ehlo: False makes the sink reply 502 to EHLO, as an old server does.
     size_max: SIZE advertised and enforced (552), in bytes.
+    pipelining: advertise PIPELINING (the sink reads commands one by one
+        either way, which a pipelining client cannot tell apart).
+    tls: an ssl.SSLContext for the server side: STARTTLS is offered.
+    banner: greeting text; lines separated by "\n" make a multi-line
+        greeting.
+    rcpt_max: recipients accepted per transaction, 452 past it and
+        LIMITS RCPTMAX advertised; None for no limit.
+    dsn: advertise DSN (RFC 3461); the sink records the parameters of
+        MAIL and RCPT either way.
+    idle_421_after: seconds a connection may stay idle after a message
+        before the sink sends an unsolicited 421 and closes it; None for
+        never. idle_closes counts those.
     """
 
     def __init__(self, directory, host="127.0.0.1", port=0,
-                 hostname="sink.test", ehlo=True, size_max=DEFAULT_SIZE_MAX):
+                 hostname="sink.test", ehlo=True, size_max=DEFAULT_SIZE_MAX,
+                 pipelining=False, tls=None, banner=None, rcpt_max=None,
+                 dsn=False, idle_421_after=None):
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"{host} is not a loopback address; the sink "
                              f"only listens on loopback")
@@ -125,8 +148,18 @@ class Sink:
         self.hostname = hostname
         self.ehlo = ehlo
         self.size_max = size_max
+        self.pipelining = pipelining
+        self.tls = tls
+        self.banner = banner
+        self.rcpt_max = rcpt_max
+        self.dsn = dsn
+        self.idle_421_after = idle_421_after
+        self.idle_closes = 0
+        self.active = 0             # connections open now
+        self.max_active = 0         # most open at once
         self.rules = []
         self.sessions = []          # per connection: list of command lines
+        self.connection_info = []   # per connection: peer, tls, sni
         self.connections = 0
         self._lock = threading.Lock()
         self._sequence = 0
@@ -237,6 +270,14 @@ class Sink:
         if rule.action == "close":
             writer.close()
             return False
+        if rule.action == "garbage":
+            # The reply, then bytes that are neither SMTP nor TLS: after
+            # "220" to STARTTLS, a broken TLS handshake.
+            writer.write(format_reply(rule.code or 220, rule.text))
+            writer.write(b"this is not what you expect\r\n")
+            await writer.drain()
+            writer.close()
+            return False
         if rule.action == "stall":
             # Never reply; read on until the client gives up and closes.
             try:
@@ -267,7 +308,7 @@ class Sink:
 
     async def _read_data(self, reader):
         """Read message lines up to the lone dot; return (raw, data) or
-        None if the connection ended first."""
+        None if the connection ended first (or a body rule closed it)."""
         raw = bytearray()
         data = bytearray()
         while True:
@@ -277,31 +318,84 @@ class Sink:
                 return None
             except asyncio.LimitOverrunError:
                 return None
+            if not raw and self._rule_for("body") is not None:
+                return None         # the only body action: drop
             raw += line
             if line == b".\r\n":
                 return bytes(raw), bytes(data)
             if len(data) <= self.size_max:
                 data += line[1:] if line.startswith(b".") else line
 
+    def _ehlo_reply(self, argument, tls_active):
+        lines = [f"{self.hostname} Hello {argument}",
+                 f"SIZE {self.size_max}", "8BITMIME"]
+        if self.pipelining:
+            lines.append("PIPELINING")
+        if self.tls is not None and not tls_active:
+            lines.append("STARTTLS")
+        if self.rcpt_max is not None:
+            lines.append(f"LIMITS RCPTMAX={self.rcpt_max}")
+        if self.dsn:
+            lines.append("DSN")
+        lines.append("HELP")
+        return format_reply(250, "\n".join(lines))
+
+    async def _start_tls(self, writer, info):
+        """Run the server side of a TLS handshake; return False when it
+        failed and the session must end."""
+        sni = []
+
+        def remember_sni(ssl_object, server_name, context):
+            sni.append(server_name)
+
+        self.tls.sni_callback = remember_sni
+        try:
+            await writer.start_tls(self.tls)
+        except (ssl.SSLError, ConnectionError, OSError):
+            return False
+        ssl_object = writer.get_extra_info("ssl_object")
+        info["tls"] = ssl_object.version()
+        info["cipher"] = ssl_object.cipher()[0]
+        info["sni"] = sni[0] if sni else None
+        return True
+
     async def _session(self, reader, writer):
         commands = []
+        peer = writer.get_extra_info("peername")
+        info = {"peer": peer[0], "tls": None, "cipher": None, "sni": None}
         with self._lock:
             self.connections += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
             self.sessions.append(commands)
-        peer = writer.get_extra_info("peername")
+            self.connection_info.append(info)
+            connection = len(self.sessions) - 1
         envelope = None
         helo = None
+        delivered = 0
         try:
             rule = self._rule_for("connect")
             if rule is not None:
                 if not await self._act(rule, reader, writer):
                     return
             else:
-                writer.write(f"220 {self.hostname} ESMTP sink\r\n".encode())
+                banner = self.banner or f"{self.hostname} ESMTP sink"
+                writer.write(format_reply(220, banner))
                 await writer.drain()
             while True:
                 try:
-                    line = await reader.readuntil(b"\n")
+                    if self.idle_421_after is not None and delivered > 0 \
+                            and envelope is None:
+                        line = await asyncio.wait_for(
+                            reader.readuntil(b"\n"), self.idle_421_after)
+                    else:
+                        line = await reader.readuntil(b"\n")
+                except asyncio.TimeoutError:
+                    writer.write(b"421 4.4.2 Idle for too long\r\n")
+                    await writer.drain()
+                    with self._lock:
+                        self.idle_closes += 1
+                    return
                 except asyncio.LimitOverrunError:
                     writer.write(b"500 5.5.2 Line too long\r\n")
                     return
@@ -319,7 +413,7 @@ class Sink:
                     verb = verb.upper().replace(" ", "")
                 phase = {"EHLO": "ehlo", "HELO": "helo", "MAILFROM": "mail",
                          "RCPTTO": "rcpt", "DATA": "data",
-                         "QUIT": "quit"}.get(verb)
+                         "QUIT": "quit", "STARTTLS": "starttls"}.get(verb)
                 rule = self._rule_for(phase, argument) if phase else None
                 if rule is not None:
                     # The command counts as rejected, whatever the code.
@@ -333,22 +427,39 @@ class Sink:
                         writer.write(b"502 5.5.1 EHLO not supported\r\n")
                     else:
                         helo = argument
-                        writer.write(format_reply(250, "\n".join([
-                            f"{self.hostname} Hello {argument}",
-                            f"SIZE {self.size_max}", "8BITMIME", "HELP"])))
+                        writer.write(self._ehlo_reply(argument,
+                                                      info["tls"] is not None))
                     envelope = None
+                elif phase == "starttls":
+                    if self.tls is None or info["tls"] is not None:
+                        writer.write(b"503 5.5.1 TLS not available\r\n")
+                    else:
+                        writer.write(b"220 2.0.0 Ready to start TLS\r\n")
+                        await writer.drain()
+                        if not await self._start_tls(writer, info):
+                            return
+                        helo = None
+                        envelope = None
+                        continue
                 elif phase == "helo":
                     helo = argument
                     envelope = None
                     writer.write(f"250 {self.hostname} Hello {argument}\r\n".encode())
                 elif phase == "mail":
                     envelope = self._new_envelope(peer, helo, argument)
+                    envelope.update(connection=connection, tls=info["tls"],
+                                    cipher=info["cipher"], sni=info["sni"])
                     writer.write(b"250 OK\r\n")
                 elif phase == "rcpt":
                     if envelope is None:
                         writer.write(b"503 5.5.1 MAIL first\r\n")
+                    elif (self.rcpt_max is not None and
+                          len(envelope["rcpt_to"]) >= self.rcpt_max):
+                        writer.write(b"452 4.5.3 Too many recipients\r\n")
                     else:
                         envelope["rcpt_to"].append(self._path(argument))
+                        envelope["rcpt_params"].append(
+                            argument.strip().partition(" ")[2].strip())
                         writer.write(b"250 Accepted\r\n")
                 elif phase == "data":
                     if envelope is None or not envelope["rcpt_to"]:
@@ -371,6 +482,7 @@ class Sink:
                     else:
                         base = self._record(envelope, raw, data)
                         writer.write(f"250 OK id={base}\r\n".encode())
+                        delivered += 1
                     envelope = None
                 elif phase == "quit":
                     writer.write(f"221 {self.hostname} closing connection\r\n".encode())
@@ -384,16 +496,20 @@ class Sink:
                 else:
                     writer.write(b"500 5.5.1 Command unrecognized\r\n")
                 await writer.drain()
-        except ConnectionError:
+        except (ConnectionError, asyncio.CancelledError):
+            # Cancelled: the sink stops while a client keeps its
+            # connection open, as a delivery agent's idle one does.
             pass
         finally:
+            with self._lock:
+                self.active -= 1
             writer.close()
 
     def _new_envelope(self, peer, helo, argument):
         path, _, params = argument.strip().partition(" ")
         return {"peer": peer[0], "peer_port": peer[1], "helo": helo,
                 "mail_from": self._path(path), "mail_params": params.strip(),
-                "rcpt_to": []}
+                "rcpt_to": [], "rcpt_params": []}
 
     @staticmethod
     def _path(argument):
@@ -412,7 +528,7 @@ def parse_fail(text):
     phase, what = parts[0], parts[1]
     times = int(parts[2]) if len(parts) > 2 and parts[2] != "" else None
     match = parts[3] if len(parts) > 3 else None
-    if what in ("close", "stall"):
+    if what in ("close", "stall", "garbage"):
         return dict(phase=phase, action=what, times=times, match=match)
     return dict(phase=phase, code=int(what), times=times, match=match)
 
@@ -425,7 +541,7 @@ def main():
     parser.add_argument("--hostname", default="sink.test")
     parser.add_argument("--no-ehlo", action="store_true", help="answer EHLO with 502")
     parser.add_argument("--fail", action="append", type=parse_fail, default=[],
-                        help="PHASE:CODE[:TIMES[:MATCH]] or PHASE:close|stall[:TIMES[:MATCH]]; "
+                        help="PHASE:CODE[:TIMES[:MATCH]] or PHASE:close|stall|garbage[:TIMES[:MATCH]]; "
                              "TIMES empty means always")
     args = parser.parse_args()
 

@@ -42,6 +42,96 @@ def wait_for(predicate, timeout, what):
         time.sleep(0.05)
 
 
+def free_udp_and_tcp_port(host):
+    """Return a port that is free for both UDP and TCP on host."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind((host, 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind((host, port))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError("no free port found on " + host)
+
+
+def udp_port_taken(host, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        try:
+            u.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+class Dnsmasq:
+    """dnsmasq on 127.0.0.1, serving only the records it is given."""
+
+    def __init__(self, records):
+        self.records = records
+        self.port = None
+        self.proc = None
+
+    def start(self):
+        binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+        if not os.access(binary, os.X_OK):
+            raise AssertionError("dnsmasq not found: install dnsmasq-base")
+        self.port = free_udp_and_tcp_port("127.0.0.1")
+        self.proc = subprocess.Popen(
+            [binary, "--no-daemon", "--no-resolv", "--no-hosts",
+             "--conf-file=/dev/null", "--bind-interfaces",
+             "--listen-address=127.0.0.1", f"--port={self.port}",
+             "--local=/test/", "--log-facility=-", *self.records],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_for(
+                lambda: self.proc.poll() is not None or
+                udp_port_taken("127.0.0.1", self.port),
+                20, "dnsmasq to listen")
+        except AssertionError:
+            self.stop()
+            raise
+        if self.proc.poll() is not None:
+            error = self.proc.stderr.read().decode(errors="replace")
+            self.stop()
+            raise AssertionError("dnsmasq exited: " + error)
+        return self
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stderr.close()
+        self.proc = None
+
+    def settings(self):
+        """Return the daemon settings that send its DNS queries here."""
+        return f"dns_servers = 127.0.0.1\ndns_port = {self.port}\n"
+
+
+
+def make_certificate(folder, hostname):
+    """Make a self-signed certificate for hostname with openssl in folder;
+    return the paths of the certificate and its key. The certificate is
+    also its own CA, so a client can verify the server against it."""
+    cert = os.path.join(folder, hostname + ".crt")
+    key = os.path.join(folder, hostname + ".key")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "2", "-subj",
+         "/CN=" + hostname, "-addext", "subjectAltName=DNS:" + hostname],
+        check=True, capture_output=True, timeout=120)
+    return cert, key
+
+
 class Daemon:
     """A sluice daemon in a temporary folder.
 
@@ -89,9 +179,17 @@ class Daemon:
         # the control socket too: it is the last thing set up.
         wait_for(self._accepting, START_TIMEOUT,
                  f"the daemon to listen on port {self.port}")
-        wait_for(lambda: os.path.exists(self.control_path), START_TIMEOUT,
-                 "the control socket")
+        # The socket file appears at bind(), a moment before listen().
+        wait_for(self._control_listening, START_TIMEOUT, "the control socket")
         return self
+
+    def _control_listening(self):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(self.control_path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                return False
+        return True
 
     def _accepting(self):
         if self.proc.poll() is not None:

@@ -10,12 +10,12 @@ import random
 import re
 import shutil
 import smtplib
-import socket
 import subprocess
 import tempfile
 
 import sluicetest
 from sink import Sink
+from sluicetest import Dnsmasq  # noqa: F401 (test_crash.py imports it here)
 
 ID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{11}-[0-9A-Za-z]{4}"
 
@@ -45,92 +45,18 @@ DNS_RECORDS = [
 ]
 
 
-def free_udp_and_tcp_port(host):
-    """Return a port that is free for both UDP and TCP on host."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-            return port
-    raise AssertionError("no free port found on " + host)
-
-
-def udp_port_taken(host, port):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        try:
-            u.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-class Dnsmasq:
-    """dnsmasq on 127.0.0.1, serving only the records it is given."""
-
-    def __init__(self, records):
-        self.records = records
-        self.port = None
-        self.proc = None
-
-    def start(self):
-        binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-        if not os.access(binary, os.X_OK):
-            raise AssertionError("dnsmasq not found: install dnsmasq-base")
-        self.port = free_udp_and_tcp_port("127.0.0.1")
-        self.proc = subprocess.Popen(
-            [binary, "--no-daemon", "--no-resolv", "--no-hosts",
-             "--conf-file=/dev/null", "--bind-interfaces",
-             "--listen-address=127.0.0.1", f"--port={self.port}",
-             "--local=/test/", "--log-facility=-", *self.records],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            sluicetest.wait_for(
-                lambda: self.proc.poll() is not None or
-                udp_port_taken("127.0.0.1", self.port),
-                20, "dnsmasq to listen")
-        except AssertionError:
-            self.stop()
-            raise
-        if self.proc.poll() is not None:
-            error = self.proc.stderr.read().decode(errors="replace")
-            self.stop()
-            raise AssertionError("dnsmasq exited: " + error)
-        return self
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stderr.close()
-        self.proc = None
-
-    def settings(self):
-        """Return the daemon settings that send its DNS queries here."""
-        return f"dns_servers = 127.0.0.1\ndns_port = {self.port}\n"
-
-
 class DeliveryTestCase(sluicetest.DaemonTestCase):
     """Helpers for tests that send mail through a daemon to sinks."""
 
-    def sink(self, host="127.0.0.1", port=0):
+    def sink(self, host="127.0.0.1", port=0, **options):
+        """Start a sink; options go to Sink (pipelining, tls, ...)."""
         folder = tempfile.mkdtemp(prefix="sluice-sink-")
         self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
-        s = Sink(folder, host=host, port=port).start()
+        s = Sink(folder, host=host, port=port, **options).start()
         self.addCleanup(s.stop)
         return s
 
-    def sinks_on_one_port(self, hosts):
+    def sinks_on_one_port(self, hosts, **options):
         """Start a sink on each loopback address, all on the same port,
         as MX hosts of different domains are reached on one port."""
         for _ in range(20):
@@ -138,7 +64,7 @@ class DeliveryTestCase(sluicetest.DaemonTestCase):
             started = []
             try:
                 for host in hosts:
-                    started.append(self.sink(host, port))
+                    started.append(self.sink(host, port, **options))
                 return started
             except OSError:
                 for s in started:

@@ -50,11 +50,16 @@ class SmokeTest(sluicetest.DaemonTestCase):
         d = self.daemon().start()
         info = os.path.join(d.spool, "exim-process.info")
         d.proc.send_signal(signal.SIGUSR1)
-        sluicetest.wait_for(lambda: os.path.exists(info), 10,
-                            "exim-process.info")
-        with open(info) as f:
-            text = f.read()
-        self.assertIn(f"{d.proc.pid} daemon(sluice ", text)
+
+        def process_line():
+            try:
+                with open(info) as f:
+                    return f"{d.proc.pid} daemon(sluice " in f.read()
+            except FileNotFoundError:
+                return False
+
+        # The file may exist for a moment before its line is written.
+        sluicetest.wait_for(process_line, 10, "the line in exim-process.info")
         self.assertIsNone(d.proc.poll(), "SIGUSR1 must not stop the daemon")
         self.assertEqual(d.stop(), 0)
 

@@ -19,13 +19,15 @@ PROBE = os.path.join(sluicetest.BUILDDIR, "tests", "smtp_probe")
 MSGID = "1tt1Jd-00000000CXd-1jGj"
 
 
-def write_message(folder, sender, recipients, fields, body, msgid=MSGID):
+def write_message(folder, sender, recipients, fields, body, msgid=MSGID,
+                  options=()):
     """Write an Exim -H/-D pair. fields: (flag, text) pairs, text ending
-    in a newline; body: bytes of the -D file after its first line."""
+    in a newline; body: bytes of the -D file after its first line;
+    options: more "-name value" lines."""
     lines = [f"{msgid}-H", "sluice 1000 1000", f"<{sender}>",
              "1741944413 0", "-received_time_usec .412345",
-             "-body_linecount 1", "-max_received_linelength 10", "XX",
-             str(len(recipients))]
+             "-body_linecount 1", "-max_received_linelength 10",
+             *options, "XX", str(len(recipients))]
     lines += recipients
     header = "\n".join(lines) + "\n\n"
     for flag, text in fields:
@@ -193,6 +195,26 @@ class SmtpClientTest(unittest.TestCase):
         self.assertEqual(commands[2], "MAIL FROM:<alice@example.test>")
         self.assertEqual(commands[-1], "QUIT")
 
+    def test_dsn_parameters_when_offered(self):
+        recipients = ["bob@example.test rfc822;bob@example.test 23,12  0,-1#3",
+                      "carol@example.test"]
+        options = ["-dsn_envid env+2Bid", "-dsn_ret 2"]
+        write_message(self.spool, "alice@example.test", recipients, FIELDS,
+                      b"hi\n", options=options)
+        self.probe()
+        [plain] = self.sink.messages()
+        self.assertRegex(plain["mail_params"], r"^SIZE=\d+$")
+        self.assertEqual(plain["rcpt_params"], ["", ""])
+
+        self.sink.dsn = True
+        self.probe()
+        dsn = self.sink.messages()[1]
+        self.assertRegex(dsn["mail_params"],
+                         r"^SIZE=\d+ RET=HDRS ENVID=env\+2Bid$")
+        self.assertEqual(dsn["rcpt_params"],
+                         ["NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.test",
+                          ""])
+
     def test_binds_source_address(self):
         self.deliver(recipients=["bob@example.test"])
         _, rcpts, _ = self.probe("--source", "127.0.0.2")
@@ -355,7 +377,7 @@ class SmtpClientTest(unittest.TestCase):
         self.assertEqual(bob["kind"], "protocol")
         self.assertEqual(bob["defer"], "-19")
         self.assertEqual(bob["phase"], "ehlo")
-        self.assertIn("malformed SMTP reply", bob["message"])
+        self.assertIn("Malformed SMTP reply", bob["message"])
         self.assertIn("in response to EHLO probe.test", bob["message"])
 
     def test_rejection_during_body(self):

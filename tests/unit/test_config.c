@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "config_table.h"
 
 struct test_dir {
 	char path[64];
@@ -934,7 +935,9 @@ test_print_all(void **state)
 	assert_non_null(strstr(text, "\nno_split_spool_directory\n"));
 	assert_non_null(strstr(text, "\nlog_selector = \n"));
 	assert_non_null(strstr(text, "\nprimary_hostname = mx.example.test\n"));
-	assert_int_equal(strncmp(text, "daemon_smtp_ports = smtp\n", 25), 0);
+	assert_non_null(strstr(text, "\nno_allow_domain_literals\n"));
+	assert_non_null(strstr(text, "\ndaemon_smtp_ports = smtp\n"));
+	assert_non_null(strstr(text, "\nsmtp_receive_timeout = 5m\n"));
 
 	/* Sorted by option name, as Exim prints them. */
 	for (line = strtok_r(text, "\n", &save); line != NULL;
@@ -949,7 +952,7 @@ test_print_all(void **state)
 		snprintf(previous, sizeof(previous), "%s", name);
 		lines++;
 	}
-	assert_int_equal(lines, 20);
+	assert_int_equal(lines, (int)config_option_count);
 	free(text);
 	config_free(config);
 }
@@ -1029,8 +1032,10 @@ test_print_help(void **state)
 	assert_non_null(fp);
 	config_print_help(fp);
 	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(strncmp(text,
-	    "daemon_smtp_ports (list, default: smtp)\n    ", 44), 0);
+	assert_non_null(strstr(text, "\nallow_domain_literals (boolean, "
+	    "default: false)\n    "));
+	assert_non_null(strstr(text, "\nsmtp_receive_timeout (time, default: "
+	    "5m)\n"));
 	assert_non_null(strstr(text, "\nsplit_spool_directory (boolean, "
 	    "default: false)\n"));
 	assert_non_null(strstr(text, "\nprimary_hostname (string, default: "
@@ -1373,6 +1378,47 @@ test_parse_size(void **state)
 	}
 }
 
+/* The options that bound SMTP clients: a time option, a list checked
+ * like the others, and range errors that name the option. */
+static void
+test_smtp_limit_options(void **state)
+{
+	struct config *config;
+	char *error;
+
+	(void)state;
+	config = load_ok("smtp_command_timeout = 1h30m\n"
+	    "smtp_receive_timeout = 0s\nrecipients_max = 100000\n"
+	    "smtp_reserve_hosts = <; 192.0.2.0/24 ; ::1\n"
+	    "no_smtp_enforce_sync\ncheck_spool_space = 100K\n");
+	assert_int_equal(config->smtp_command_timeout, 5400);
+	assert_int_equal(config->smtp_receive_timeout, 0);
+	assert_int_equal(config->smtp_max_session_time, 3600);
+	assert_int_equal(config->recipients_max, 100000);
+	assert_false(config->smtp_enforce_sync);
+	assert_int_equal(config->check_spool_space, 100 * 1024);
+	assert_int_equal(config->smtp_accept_max, 20);
+	expect_print(config, "smtp_command_timeout",
+	    "smtp_command_timeout = 1h30m\n");
+	expect_print(config, "smtp_receive_timeout",
+	    "smtp_receive_timeout = 0s\n");
+	expect_print(config, "smtp_enforce_sync", "no_smtp_enforce_sync\n");
+	config_free(config);
+
+	/* As in Exim, a time needs its unit. */
+	error = load_error("smtp_receive_timeout = 300\n");
+	assert_string_equal(error, "main.conf:1: invalid time value \"300\" "
+	    "for smtp_receive_timeout");
+	free(error);
+	error = load_error("recipients_max = 100001\n");
+	assert_string_equal(error, "main.conf:1: value 100001 for "
+	    "recipients_max is out of range (0 to 100000)");
+	free(error);
+	error = load_error("header_line_maxsize = -1\n");
+	assert_non_null(strstr(error, "out of range"));
+	free(error);
+}
+
 #define DIR_TEST(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int
@@ -1391,6 +1437,7 @@ main(void)
 		DIR_TEST(test_print_all),
 		DIR_TEST(test_print_special),
 		DIR_TEST(test_print_help),
+		DIR_TEST(test_smtp_limit_options),
 		DIR_TEST(test_line_too_long),
 		DIR_TEST(test_list_item_too_long),
 		DIR_TEST(test_too_many_macros),

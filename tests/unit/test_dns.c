@@ -25,6 +25,8 @@
 #include "util.h"
 
 #define TYPE_A		1
+#define TYPE_CNAME	5
+#define TYPE_SOA	6
 #define TYPE_MX		15
 #define TYPE_AAAA	28
 
@@ -33,6 +35,7 @@ struct packet {
 	unsigned char data[8192];
 	size_t len;
 	size_t answers;
+	size_t authority;
 };
 
 static void
@@ -135,10 +138,269 @@ add_aaaa(struct packet *p, const char *owner, const char *ip)
 }
 
 static void
+add_cname(struct packet *p, const char *owner, const char *target)
+{
+	record_start(p, owner, TYPE_CNAME, (unsigned)name_length(target));
+	put_name(p, target);
+}
+
+/* Adds an SOA record to the authority section; call it after the
+ * answers. */
+static void
+add_soa(struct packet *p, const char *zone, unsigned ttl, unsigned minimum)
+{
+	put_name(p, zone);
+	put16(p, TYPE_SOA);
+	put16(p, 1);
+	put16(p, ttl >> 16);
+	put16(p, ttl & 0xffff);
+	put16(p, (unsigned)(name_length("ns.test") +
+	    name_length("admin.test") + 20));
+	put_name(p, "ns.test");
+	put_name(p, "admin.test");
+	for (int i = 0; i < 4; i++) {	/* serial, refresh, retry, expire */
+		put16(p, 0);
+		put16(p, 1);
+	}
+	put16(p, minimum >> 16);
+	put16(p, minimum & 0xffff);
+	p->authority++;
+}
+
+static void
 packet_end(struct packet *p)
 {
 	p->data[6] = (unsigned char)(p->answers >> 8);
 	p->data[7] = (unsigned char)(p->answers & 0xff);
+	p->data[8] = (unsigned char)(p->authority >> 8);
+	p->data[9] = (unsigned char)(p->authority & 0xff);
+}
+
+/* --- raw answers: TTLs and CNAME chains ---------------------------- */
+
+static void
+inspect_follows_cname_chain(void **state)
+{
+	struct packet *p = xmalloc(sizeof(*p));
+	struct dns_answer_info info;
+	char *error = NULL;
+
+	(void)state;
+	packet_start(p, "WWW.x.test", TYPE_A, 0);
+	add_cname(p, "www.x.test", "a.x.test");
+	add_cname(p, "a.x.test", "B.y.test");
+	add_a(p, "b.y.test", "192.0.2.1");
+	add_a(p, "other.test", "192.0.2.2");
+	packet_end(p);
+	assert_int_equal(dns_answer_inspect(p->data, p->len, TYPE_A, &info,
+	    &error), 0);
+	assert_string_equal(info.chain_end, "b.y.test");
+	assert_int_equal(info.cname_links, 2);
+	assert_int_equal(info.type_records, 1);
+	assert_int_equal(info.ttl, 300);
+	assert_int_equal(info.rcode, 0);
+	assert_int_equal(info.answer_count, 4);
+	assert_false(info.has_soa);
+
+	/* The chain ends in a CNAME whose target has no record here. */
+	packet_start(p, "www.x.test", TYPE_AAAA, 0);
+	add_cname(p, "www.x.test", "far.z.test");
+	packet_end(p);
+	assert_int_equal(dns_answer_inspect(p->data, p->len, TYPE_AAAA, &info,
+	    &error), 0);
+	assert_string_equal(info.chain_end, "far.z.test");
+	assert_int_equal(info.cname_links, 1);
+	assert_int_equal(info.type_records, 0);
+	free(p);
+}
+
+static void
+inspect_bounds_cname_chain(void **state)
+{
+	struct packet *p = xmalloc(sizeof(*p));
+	struct dns_answer_info info;
+	char *error = NULL;
+	char owner[32], target[32];
+
+	(void)state;
+	/* DNS_CNAME_LINKS_MAX links are followed... */
+	packet_start(p, "n0.test", TYPE_A, 0);
+	for (int i = 0; i < DNS_CNAME_LINKS_MAX; i++) {
+		snprintf(owner, sizeof(owner), "n%d.test", i);
+		snprintf(target, sizeof(target), "n%d.test", i + 1);
+		add_cname(p, owner, target);
+	}
+	packet_end(p);
+	assert_int_equal(dns_answer_inspect(p->data, p->len, TYPE_A, &info,
+	    &error), 0);
+	assert_int_equal(info.cname_links, DNS_CNAME_LINKS_MAX);
+
+	/* ... one more is refused, and so is a loop. */
+	snprintf(owner, sizeof(owner), "n%d.test", DNS_CNAME_LINKS_MAX);
+	add_cname(p, owner, "last.test");
+	packet_end(p);
+	assert_int_equal(dns_answer_inspect(p->data, p->len, TYPE_A, &info,
+	    &error), -1);
+	assert_non_null(strstr(error, "CNAME chain"));
+	free(error);
+
+	packet_start(p, "a.test", TYPE_A, 0);
+	add_cname(p, "a.test", "b.test");
+	add_cname(p, "b.test", "a.test");
+	packet_end(p);
+	error = NULL;
+	assert_int_equal(dns_answer_inspect(p->data, p->len, TYPE_A, &info,
+	    &error), -1);
+	assert_non_null(error);
+	free(error);
+	free(p);
+}
+
+static void
+inspect_negative_ttl_from_soa(void **state)
+{
+	static const struct {
+		unsigned ttl, minimum, want;
+	} cases[] = {
+		{ 600, 120, 120 },
+		{ 60, 3600, 60 },
+		{ 0, 3600, 0 },
+		/* RFC 2181 section 8: the top bit set means 0. */
+		{ 0x80000001u, 300, 0 },
+	};
+	struct packet *p = xmalloc(sizeof(*p));
+	struct dns_answer_info info;
+	char *error = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		packet_start(p, "nothere.x.test", TYPE_MX, 3);	/* NXDOMAIN */
+		add_soa(p, "x.test", cases[i].ttl, cases[i].minimum);
+		packet_end(p);
+		assert_int_equal(dns_answer_inspect(p->data, p->len, TYPE_MX,
+		    &info, &error), 0);
+		assert_int_equal(info.rcode, 3);
+		assert_true(info.has_soa);
+		if (info.negative_ttl != cases[i].want)
+			fail_msg("case %zu: got %u, want %u", i,
+			    info.negative_ttl, cases[i].want);
+	}
+	free(p);
+}
+
+/* Every prefix of a valid message, and a few broken ones, are read
+ * without going past their end. */
+static void
+inspect_hostile_lengths(void **state)
+{
+	struct packet *p = xmalloc(sizeof(*p));
+	struct dns_answer_info info;
+	unsigned char loop[] = {
+		0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0,
+		0xc0, 12,		/* a name that points at itself */
+		0, 1, 0, 1,
+	};
+	unsigned char long_label[12 + 70];
+
+	(void)state;
+	packet_start(p, "www.x.test", TYPE_A, 0);
+	add_cname(p, "www.x.test", "a.x.test");
+	add_a(p, "a.x.test", "192.0.2.1");
+	add_soa(p, "x.test", 60, 60);
+	packet_end(p);
+	for (size_t len = 0; len < p->len; len++) {
+		char *error = NULL;
+		unsigned char *copy = xmalloc(len > 0 ? len : 1);
+		int rc;
+
+		memcpy(copy, p->data, len);
+		rc = dns_answer_inspect(copy, len, TYPE_A, &info, &error);
+		/* Only the authority section may be cut without failing. */
+		if (rc == 0 && info.type_records != 1)
+			fail_msg("length %zu: accepted without its answer", len);
+		free(error);
+		free(copy);
+	}
+
+	for (size_t len = 12; len <= sizeof(loop); len++) {
+		char *error = NULL;
+
+		assert_int_equal(dns_answer_inspect(loop, len, TYPE_A, &info,
+		    &error), -1);
+		free(error);
+	}
+
+	memset(long_label, 0, sizeof(long_label));
+	long_label[5] = 1;		/* one question */
+	long_label[12] = 64;		/* labels have at most 63 bytes */
+	memset(long_label + 13, 'a', 64);
+	{
+		char *error = NULL;
+
+		assert_int_equal(dns_answer_inspect(long_label,
+		    sizeof(long_label), TYPE_A, &info, &error), -1);
+		free(error);
+	}
+	free(p);
+}
+
+/* Marks 127.0.0.1 and ::1 as this host's. */
+static bool
+loopback_is_local(const struct dns_address *address, void *arg)
+{
+	(void)arg;
+	return strcmp(address->text, "127.0.0.1") == 0 ||
+	    strcmp(address->text, "::1") == 0;
+}
+
+static void
+remove_local_table(void **state)
+{
+	static const struct {
+		const char *hosts;	/* "pref:ip pref:ip ..." */
+		enum dns_self want;
+		size_t kept;
+	} cases[] = {
+		{ "10:192.0.2.1 20:192.0.2.2", DNS_SELF_NONE, 2 },
+		{ "10:127.0.0.1", DNS_SELF_LOWEST, 1 },
+		{ "10:127.0.0.1 20:192.0.2.2", DNS_SELF_LOWEST, 2 },
+		{ "10:192.0.2.1 20:127.0.0.1 30:192.0.2.3", DNS_SELF_DROPPED, 1 },
+		/* An equal preference goes too. */
+		{ "5:192.0.2.1 10:192.0.2.2 10:::1 20:192.0.2.3",
+		  DNS_SELF_DROPPED, 1 },
+		{ "10:192.0.2.2 10:127.0.0.1", DNS_SELF_LOWEST, 2 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct dns_result result = { .domain = (char *)"x.test" };
+		char *copy = xstrdup(cases[i].hosts), *save = NULL;
+		enum dns_self got;
+
+		for (char *item = strtok_r(copy, " ", &save); item != NULL;
+		    item = strtok_r(NULL, " ", &save)) {
+			struct dns_host *h;
+			char *ip = strchr(item, ':') + 1;
+			unsigned char addr[16];
+			int family = strchr(ip, ':') != NULL ? AF_INET6 : AF_INET;
+
+			result.hosts = xreallocarray(result.hosts,
+			    result.host_count + 1, sizeof(*result.hosts));
+			h = &result.hosts[result.host_count++];
+			memset(h, 0, sizeof(*h));
+			h->name = xstrdup(ip);
+			h->preference = (unsigned)atoi(item);
+			assert_int_equal(inet_pton(family, ip, addr), 1);
+			dns_host_add_address(h, family, addr);
+		}
+		got = dns_result_remove_local(&result, loopback_is_local, NULL);
+		if (got != cases[i].want || result.host_count != cases[i].kept)
+			fail_msg("\"%s\": got %d with %zu hosts, want %d with "
+			    "%zu", cases[i].hosts, (int)got, result.host_count,
+			    (int)cases[i].want, cases[i].kept);
+		dns_hosts_free(result.hosts, result.host_count);
+		free(copy);
+	}
 }
 
 /* --- names and servers ---------------------------------------------- */
@@ -910,6 +1172,11 @@ main(void)
 		cmocka_unit_test(host_status_merge_table),
 		cmocka_unit_test(result_settle_table),
 		cmocka_unit_test(result_settle_orders_families),
+		cmocka_unit_test(inspect_follows_cname_chain),
+		cmocka_unit_test(inspect_bounds_cname_chain),
+		cmocka_unit_test(inspect_negative_ttl_from_soa),
+		cmocka_unit_test(inspect_hostile_lengths),
+		cmocka_unit_test(remove_local_table),
 #ifdef SLUICE_TEST_HOOKS
 		cmocka_unit_test(lookup_times_out_on_sluice_clock),
 #endif

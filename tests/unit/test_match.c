@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -320,6 +321,90 @@ overlong_item_is_an_error(void **state)
 	free(list);
 }
 
+static void
+matched_item_is_reported(void **state)
+{
+	static const struct {
+		const char *list;	/* "relay_to_domains" */
+		const char *domain;
+		int want;
+		const char *matched;
+	} cases[] = {
+		{ "relay.test : *.relay.test", "a.relay.test", 1, "*.relay.test" },
+		{ "relay.test", "other.test", 0, "" },
+		{ "!bad.relay.test : *.relay.test", "bad.relay.test", 0,
+		    "!bad.relay.test" },
+		{ "+local_domains", "LOCAL.test", 1, "local.test" },
+		{ "!+local_domains : *", "local.test", 0, "!+local_domains" },
+		{ "!+local_domains : *", "other.test", 1, "*" },
+	};
+	struct sockaddr_storage near = make_addr("192.0.2.10");
+	char matched[MATCH_ITEM_MAX + 1];
+	char *error = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct test_config t;
+		int rc;
+
+		init_config(&t);
+		add_list(&t, CONFIG_DOMAINLIST, "local_domains", "local.test");
+		add_list(&t, CONFIG_DOMAINLIST, "relay_to_domains",
+		    cases[i].list);
+		rc = match_named_domainlist_item(&t.config, "relay_to_domains",
+		    cases[i].domain, matched, sizeof(matched), &error);
+		if (rc != cases[i].want || strcmp(matched, cases[i].matched) != 0)
+			fail_msg("\"%s\" in \"%s\": got %d matched \"%s\", want %d "
+			    "matched \"%s\"", cases[i].domain, cases[i].list, rc,
+			    matched, cases[i].want, cases[i].matched);
+	}
+
+	{
+		struct test_config t;
+
+		init_config(&t);
+		add_list(&t, CONFIG_HOSTLIST, "relay_from_hosts",
+		    "<; ::1 ; 192.0.2.0/24");
+		assert_int_equal(match_named_hostlist_item(&t.config,
+		    "relay_from_hosts", (struct sockaddr *)&near, matched,
+		    sizeof(matched), &error), 1);
+		assert_string_equal(matched, "192.0.2.0/24");
+		/* An undefined list matches nothing and names no item. */
+		assert_int_equal(match_named_hostlist_item(&t.config, "undefined",
+		    (struct sockaddr *)&near, matched, sizeof(matched), &error),
+		    0);
+		assert_string_equal(matched, "");
+	}
+}
+
+static void
+check_unnamed_hostlist(void **state)
+{
+	struct test_config t;
+	char *error = NULL;
+
+	(void)state;
+	init_config(&t);
+	/* In a colon-separated list "::" is a colon, so the second item is
+	 * ":1", which is no address. */
+	assert_int_equal(match_check_hostlist(&t.config, "smtp_reserve_hosts",
+	    "192.0.2.0/24 : ::1", &error), -1);
+	assert_non_null(strstr(error, "\":1\""));
+	free(error);
+	error = NULL;
+	assert_int_equal(match_check_hostlist(&t.config, "smtp_reserve_hosts",
+	    "<; 192.0.2.0/24 ; ::1", &error), 0);
+	assert_int_equal(match_check_hostlist(&t.config, "smtp_reserve_hosts",
+	    NULL, &error), 0);
+	assert_null(error);
+	assert_int_equal(match_check_hostlist(&t.config, "smtp_reserve_hosts",
+	    "mail.example.com", &error), -1);
+	assert_string_equal(error, "hostlist smtp_reserve_hosts: item "
+	    "\"mail.example.com\" is not supported in a host list: use \"*\", "
+	    "IP addresses or networks (address/prefix)");
+	free(error);
+}
+
 int
 main(void)
 {
@@ -332,6 +417,8 @@ main(void)
 		cmocka_unit_test(self_reference_is_an_error),
 		cmocka_unit_test(check_finds_bad_item_after_match),
 		cmocka_unit_test(overlong_item_is_an_error),
+		cmocka_unit_test(matched_item_is_reported),
+		cmocka_unit_test(check_unnamed_hostlist),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -493,6 +493,11 @@ defer_code_table(void **state)
 		{ SMTP_ERROR_REPLY, SMTP_PHASE_DOT, 0, SMTP_EXIM_DATA_4XX },
 		{ SMTP_ERROR_REPLY, SMTP_PHASE_GREETING, 0, 0 },
 		{ SMTP_ERROR_REPLY, SMTP_PHASE_EHLO, 0, 0 },
+		{ SMTP_ERROR_REPLY, SMTP_PHASE_STARTTLS, 0, 0 },
+		{ SMTP_ERROR_TLS, SMTP_PHASE_STARTTLS, 0,
+		  SMTP_EXIM_TLS_FAILURE },
+		{ SMTP_ERROR_TLS_REQUIRED, SMTP_PHASE_EHLO, 0,
+		  SMTP_EXIM_TLS_REQUIRED },
 	};
 
 	(void)state;
@@ -511,6 +516,9 @@ defer_code_table(void **state)
 	}
 	assert_int_equal(SMTP_EXIM_CLOSED, -18);
 	assert_int_equal(SMTP_EXIM_RCPT_4XX, -44);
+	/* Exim's ERRNO_TLSFAILURE and ERRNO_TLSREQUIRED (its macros.h). */
+	assert_int_equal(SMTP_EXIM_TLS_FAILURE, -37);
+	assert_int_equal(SMTP_EXIM_TLS_REQUIRED, -38);
 }
 
 static void
@@ -522,8 +530,159 @@ names_cover_every_value(void **state)
 	assert_string_equal(smtp_outcome_name(SMTP_FAILED), "failed");
 	for (int p = SMTP_PHASE_CONNECT; p <= SMTP_PHASE_DOT; p++)
 		assert_string_not_equal(smtp_phase_name(p), "unknown");
-	for (int k = SMTP_ERROR_NONE; k <= SMTP_ERROR_LOCAL; k++)
+	for (int k = SMTP_ERROR_NONE; k <= SMTP_ERROR_TLS_REQUIRED; k++)
 		assert_string_not_equal(smtp_error_kind_name(k), "unknown");
+	assert_string_equal(smtp_phase_name(SMTP_PHASE_STARTTLS), "starttls");
+}
+
+/* Delivered recipients go to mainlog transaction by transaction, so
+ * "=>" and "->" group them; the rest follow in their own order. */
+static void
+log_order_groups_transactions(void **state)
+{
+	static const struct {
+		enum smtp_outcome outcome;
+		unsigned transaction;
+	} rcpts[] = {
+		{ SMTP_DELIVERED, 1 },	/* 0 */
+		{ SMTP_DELIVERED, 2 },	/* 1: 452 first, then accepted */
+		{ SMTP_FAILED, 1 },	/* 2 */
+		{ SMTP_DELIVERED, 1 },	/* 3 */
+		{ SMTP_DEFERRED, 0 },	/* 4 */
+		{ SMTP_DELIVERED, 2 },	/* 5 */
+	};
+	static const size_t want[] = { 0, 3, 1, 5, 2, 4 };
+	struct smtp_result result = { .rcpt_count = ARRAY_SIZE(rcpts) };
+	struct smtp_rcpt_result r[ARRAY_SIZE(rcpts)];
+	size_t *order;
+
+	(void)state;
+	memset(r, 0, sizeof(r));
+	for (size_t i = 0; i < ARRAY_SIZE(rcpts); i++) {
+		r[i].outcome = rcpts[i].outcome;
+		r[i].transaction = rcpts[i].transaction;
+	}
+	result.rcpts = r;
+	order = smtp_result_log_order(&result);
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+		if (order[i] != want[i])
+			fail_msg("position %zu: got recipient %zu, want %zu", i,
+			    order[i], want[i]);
+	free(order);
+}
+
+/* --- DSN and LIMITS ------------------------------------------------- */
+
+static void
+xtext_encode_table(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *out;
+	} cases[] = {
+		{ "a@b.example", "a@b.example" },
+		{ "a+b@x", "a+2Bb@x" },
+		{ "a=b", "a+3Db" },
+		{ "sp ace", "sp+20ace" },
+		{ "tab\tnl\n", "tab+09nl+0A" },
+		{ "caf\xc3\xa9", "caf+C3+A9" },
+		{ "", "" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char out[64];
+		size_t n = smtp_xtext_encode(cases[i].in, out, sizeof(out));
+
+		if (strcmp(out, cases[i].out) != 0)
+			fail_msg("\"%s\": got \"%s\", want \"%s\"",
+			    cases[i].in, out, cases[i].out);
+		assert_int_equal(n, strlen(cases[i].out));
+		if (*cases[i].out != '\0')
+			assert_true(smtp_xtext_valid(out));
+	}
+}
+
+static void
+xtext_encode_bounded(void **state)
+{
+	char out[6];
+	size_t n;
+
+	(void)state;
+	/* The length needed comes back; the output is cut and terminated. */
+	n = smtp_xtext_encode("ab+cd", out, sizeof(out));
+	assert_int_equal(n, 7);
+	assert_int_equal(strlen(out), 5);
+	assert_memory_equal(out, "ab+2B", 5);
+	n = smtp_xtext_encode("abcdefgh", out, 1);
+	assert_int_equal(n, 8);
+	assert_string_equal(out, "");
+}
+
+static void
+xtext_valid_table(void **state)
+{
+	static const struct {
+		const char *text;
+		bool valid;
+	} cases[] = {
+		{ "a@b.example", true },
+		{ "a+2Bb", true },
+		{ "a+2b", false },	/* hex must be upper case */
+		{ "a+2", false },
+		{ "a+", false },
+		{ "a=b", false },
+		{ "a b", false },
+		{ "", false },
+		{ "\x7f", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		if (smtp_xtext_valid(cases[i].text) != cases[i].valid)
+			fail_msg("\"%s\": got %d, want %d", cases[i].text,
+			    !cases[i].valid, cases[i].valid);
+}
+
+static void
+ehlo_dsn_and_limits(void **state)
+{
+	static const struct {
+		const char *line;
+		unsigned rcpt_max;
+	} cases[] = {
+		{ "250 LIMITS RCPTMAX=50", 50 },
+		{ "250 LIMITS MAILMAX=10 RCPTMAX=20", 20 },
+		{ "250 limits rcptmax=3", 3 },
+		{ "250 LIMITS RCPTMAX=0", 0 },
+		{ "250 LIMITS RCPTMAX=1000001", 0 },
+		{ "250 LIMITS RCPTMAX=x", 0 },
+		{ "250 LIMITS RCPTMAX=", 0 },
+		{ "250 LIMITS", 0 },
+		{ "250 LIMITS RCPTMAX=99999999999999999999999999999999", 0 },
+	};
+	const char *dsn[] = { "250-mx.test", "250-DSN", "250 PIPELINING" };
+	struct smtp_reply *reply = xmalloc(sizeof(*reply));
+	struct smtp_ehlo ehlo;
+	const char *error = NULL;
+
+	(void)state;
+	assert_int_equal(feed(reply, dsn, ARRAY_SIZE(dsn), &error), 1);
+	smtp_ehlo_parse(reply, &ehlo);
+	assert_true(ehlo.dsn);
+	assert_int_equal(ehlo.rcpt_max, 0);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *lines[] = { "250-mx.test", cases[i].line };
+
+		assert_int_equal(feed(reply, lines, 2, &error), 1);
+		smtp_ehlo_parse(reply, &ehlo);
+		if (ehlo.rcpt_max != cases[i].rcpt_max)
+			fail_msg("\"%s\": got %u, want %u", cases[i].line,
+			    ehlo.rcpt_max, cases[i].rcpt_max);
+		assert_false(ehlo.dsn);
+	}
+	free(reply);
 }
 
 /* --- start-up checks ------------------------------------------------ */
@@ -605,10 +764,14 @@ start_rejects_bad_arguments(void **state)
 	smtp_client_options_init(&options);
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		const char *rcpts[] = { cases[i].rcpt };
-		struct smtp_client_target target = { "mx.test", cases[i].ip,
-		    cases[i].port, NULL, cases[i].helo };
-		struct smtp_client_message message = { &f->header, f->fd,
-		    rcpts, 1 };
+		struct smtp_client_target target = {
+			.host_name = "mx.test", .ip = cases[i].ip,
+			.port = cases[i].port, .helo_name = cases[i].helo,
+		};
+		struct smtp_client_message message = {
+			.header = &f->header, .data_fd = f->fd,
+			.recipients = rcpts, .recipient_count = 1,
+		};
 		char *error = NULL;
 
 		if (smtp_client_start(f->base, &target, &message, &options,
@@ -629,9 +792,10 @@ start_rejects_long_address(void **state)
 	struct smtp_client_options options;
 	char *rcpt = xmalloc(SMTP_ADDRESS_MAX + 2);
 	const char *rcpts[] = { rcpt };
-	struct smtp_client_target target = { NULL, "127.0.0.1", 25, NULL,
-	    "me.test" };
-	struct smtp_client_message message = { &f->header, f->fd, rcpts, 1 };
+	struct smtp_client_target target = { .host_name = NULL,
+	    .ip = "127.0.0.1", .port = 25, .helo_name = "me.test" };
+	struct smtp_client_message message = { .header = &f->header,
+	    .data_fd = f->fd, .recipients = rcpts, .recipient_count = 1 };
 	char *error = NULL;
 
 	smtp_client_options_init(&options);
@@ -657,9 +821,10 @@ start_checks_data_file(void **state)
 	struct start_fixture *f = *state;
 	struct smtp_client_options options;
 	const char *rcpts[] = { "bob@example.test" };
-	struct smtp_client_target target = { NULL, "127.0.0.1", 25, NULL,
-	    "me.test" };
-	struct smtp_client_message message = { &f->header, f->fd, rcpts, 1 };
+	struct smtp_client_target target = { .host_name = NULL,
+	    .ip = "127.0.0.1", .port = 25, .helo_name = "me.test" };
+	struct smtp_client_message message = { .header = &f->header,
+	    .data_fd = f->fd, .recipients = rcpts, .recipient_count = 1 };
 	char *error = NULL;
 
 	smtp_client_options_init(&options);
@@ -699,9 +864,10 @@ greeting_timeout_on_sluice_clock(void **state)
 	struct start_fixture *f = *state;
 	struct smtp_client_options options;
 	const char *rcpts[] = { "bob@example.test" };
-	struct smtp_client_message message = { &f->header, f->fd, rcpts, 1 };
-	struct smtp_client_target target = { "mx.test", "127.0.0.1", 0, NULL,
-	    "me.test" };
+	struct smtp_client_message message = { .header = &f->header,
+	    .data_fd = f->fd, .recipients = rcpts, .recipient_count = 1 };
+	struct smtp_client_target target = { .host_name = "mx.test",
+	    .ip = "127.0.0.1", .port = 0, .helo_name = "me.test" };
 	struct smtp_result *result = NULL;
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
@@ -750,9 +916,10 @@ abort_before_start_frees_all(void **state)
 	struct start_fixture *f = *state;
 	struct smtp_client_options options;
 	const char *rcpts[] = { "bob@example.test" };
-	struct smtp_client_message message = { &f->header, f->fd, rcpts, 1 };
-	struct smtp_client_target target = { NULL, "127.0.0.1", 9, NULL,
-	    "me.test" };
+	struct smtp_client_message message = { .header = &f->header,
+	    .data_fd = f->fd, .recipients = rcpts, .recipient_count = 1 };
+	struct smtp_client_target target = { .host_name = NULL,
+	    .ip = "127.0.0.1", .port = 9, .helo_name = "me.test" };
 	struct smtp_client *client;
 	char *error = NULL;
 
@@ -783,6 +950,11 @@ main(void)
 		cmocka_unit_test(dot_finish_without_dot),
 		cmocka_unit_test(defer_code_table),
 		cmocka_unit_test(names_cover_every_value),
+		cmocka_unit_test(log_order_groups_transactions),
+		cmocka_unit_test(xtext_encode_table),
+		cmocka_unit_test(xtext_encode_bounded),
+		cmocka_unit_test(xtext_valid_table),
+		cmocka_unit_test(ehlo_dsn_and_limits),
 		cmocka_unit_test_setup_teardown(start_rejects_bad_arguments,
 		    start_setup, start_teardown),
 		cmocka_unit_test_setup_teardown(start_rejects_long_address,

@@ -213,7 +213,7 @@ address_valid_paths(void **state)
 		struct address_path path;
 		const char *error = NULL;
 
-		if (address_parse_path(cases[i].arg, cases[i].role, &path,
+		if (address_parse_path(cases[i].arg, cases[i].role, false, &path,
 		    &error) != 0)
 			fail_msg("\"%s\": got error \"%s\", want success",
 			    cases[i].arg, error);
@@ -250,11 +250,29 @@ address_invalid_paths(void **state)
 		{ "<a@[192.0.2.1]>", ADDRESS_SENDER, "domain literals not allowed" },
 		{ "<a\"b@x.test>", ADDRESS_SENDER, "malformed address" },
 		{ "<a b@x.test>", ADDRESS_SENDER, "malformed address" },
-		{ "<\"a b@x.test>", ADDRESS_SENDER, "malformed quoted local part" },
-		{ "<a@b.test", ADDRESS_SENDER, "domain missing or malformed" },
+		{ "<\"a b@x.test>", ADDRESS_SENDER,
+		    "unmatched doublequote in local part" },
+		{ "<\"a\\\"@x.test>", ADDRESS_SENDER,
+		    "unmatched doublequote in local part" },
+		{ "<a@b.test", ADDRESS_SENDER, "'>' missing at end of address" },
+		{ "a@b.test>", ADDRESS_SENDER, "'>' without a matching '<'" },
 		{ "<a@b.test>x", ADDRESS_SENDER, "malformed address" },
-		{ "<\xc3\xa9@x.test>", ADDRESS_SENDER, "malformed address" },
-		{ "<a@\xc3\xa9.test>", ADDRESS_SENDER, "domain missing or malformed" },
+		{ "<\xc3\xa9@x.test>", ADDRESS_SENDER,
+		    "8-bit characters are not allowed without SMTPUTF8" },
+		{ "<a@\xc3\xa9.test>", ADDRESS_SENDER,
+		    "8-bit characters are not allowed without SMTPUTF8" },
+		{ "<\"\xc3\xa9\"@x.test>", ADDRESS_SENDER,
+		    "8-bit characters are not allowed without SMTPUTF8" },
+		{ "<a\x01b@x.test>", ADDRESS_SENDER,
+		    "control characters are not allowed in an address" },
+		{ "<\"a\tb\"@x.test>", ADDRESS_SENDER,
+		    "control characters are not allowed in an address" },
+		{ "<\"a\\\x7f\"@x.test>", ADDRESS_SENDER,
+		    "control characters are not allowed in an address" },
+		{ "<a@b.test\x1b>", ADDRESS_SENDER,
+		    "control characters are not allowed in an address" },
+		{ "<a@[192.0.2.1>", ADDRESS_RECIPIENT,
+		    "domain literals not allowed" },
 	};
 
 	(void)state;
@@ -262,7 +280,7 @@ address_invalid_paths(void **state)
 		struct address_path path;
 		const char *error = NULL;
 
-		if (address_parse_path(cases[i].arg, cases[i].role, &path,
+		if (address_parse_path(cases[i].arg, cases[i].role, false, &path,
 		    &error) != -1)
 			fail_msg("\"%s\": parsed as \"%s\", want error \"%s\"",
 			    cases[i].arg, path.address, cases[i].error);
@@ -272,36 +290,146 @@ address_invalid_paths(void **state)
 	}
 }
 
+/* Parses arg as a sender and returns the error, or NULL on success. */
+static const char *
+parse_sender(const char *arg)
+{
+	struct address_path path;
+	const char *error = NULL;
+
+	return address_parse_path(arg, ADDRESS_SENDER, false, &path,
+	    &error) == 0 ? NULL : error;
+}
+
 static void
 address_length_limits(void **state)
 {
-	char arg[1024], label[ADDRESS_LABEL_MAX + 2];
+	char arg[1024], local[ADDRESS_LOCAL_PART_MAX + 2];
+	char label[ADDRESS_LABEL_MAX + 2], domain[ADDRESS_DOMAIN_MAX + 2];
 	struct address_path path;
 	const char *error;
-	size_t local;
 
 	(void)state;
+	memset(local, 'l', sizeof(local) - 1);
+	local[sizeof(local) - 1] = '\0';
+	memset(label, 'a', sizeof(label) - 1);
+	label[sizeof(label) - 1] = '\0';
+
+	/* 64 octets of local part, 63 of a label (RFC 5321 4.5.3.1). */
+	snprintf(arg, sizeof(arg), "<%.64s@x.test>", local);
+	assert_null(parse_sender(arg));
+	snprintf(arg, sizeof(arg), "<%.65s@x.test>", local);
+	assert_string_equal(parse_sender(arg),
+	    "local part longer than 64 characters");
+	snprintf(arg, sizeof(arg), "<\"%.62s\"@x.test>", local);
+	assert_null(parse_sender(arg));
+	snprintf(arg, sizeof(arg), "<\"%.63s\"@x.test>", local);
+	assert_string_equal(parse_sender(arg),
+	    "local part longer than 64 characters");
+	snprintf(arg, sizeof(arg), "<a@%.63s.test>", label);
+	assert_null(parse_sender(arg));
+	snprintf(arg, sizeof(arg), "<a@%.64s.test>", label);
+	assert_string_equal(parse_sender(arg),
+	    "a domain label is longer than 63 characters");
+
 	/* 254 bytes of address is the most a 256-byte path holds. */
-	local = ADDRESS_MAX - strlen("@x.test");
-	snprintf(arg, sizeof(arg), "<%0*d@x.test>", (int)local, 0);
-	assert_int_equal(address_parse_path(arg, ADDRESS_SENDER, &path, &error),
-	    0);
+	snprintf(domain, sizeof(domain), "%.63s.%.63s.%.56s.test", label, label,
+	    label);
+	snprintf(arg, sizeof(arg), "<%.64s@%s>", local, domain);
+	assert_int_equal(address_parse_path(arg, ADDRESS_SENDER, false, &path,
+	    &error), 0);
 	assert_int_equal(strlen(path.address), ADDRESS_MAX);
-	snprintf(arg, sizeof(arg), "<%0*d@x.test>", (int)local + 1, 0);
-	assert_int_equal(address_parse_path(arg, ADDRESS_SENDER, &path, &error),
-	    -1);
+	snprintf(arg, sizeof(arg), "<%.64s@a%s>", local, domain);
+	assert_int_equal(address_parse_path(arg, ADDRESS_SENDER, false, &path,
+	    &error), -1);
 	assert_string_equal(error, "address too long");
 	/* The error reply's copy of the address is cut to fit. */
 	assert_int_equal(strlen(path.address), ADDRESS_MAX);
 
-	memset(label, 'a', sizeof(label) - 2);
-	label[sizeof(label) - 2] = '\0';
-	snprintf(arg, sizeof(arg), "<a@%s.test>", label);
-	assert_int_equal(address_parse_path(arg, ADDRESS_SENDER, &path, &error),
-	    0);
-	snprintf(arg, sizeof(arg), "<a@%sa.test>", label);
-	assert_int_equal(address_parse_path(arg, ADDRESS_SENDER, &path, &error),
-	    -1);
+	/* However long the argument, the result stays in bounds. */
+	memset(arg, 'x', sizeof(arg) - 1);
+	arg[0] = '<';
+	arg[sizeof(arg) - 1] = '\0';
+	assert_string_equal(parse_sender(arg), "'>' missing at end of address");
+}
+
+static void
+address_literals(void **state)
+{
+	static const struct {
+		const char *arg;
+		const char *error;	/* NULL: accepted */
+	} cases[] = {
+		{ "<a@[192.0.2.1]>", NULL },
+		{ "<a@[IPv6:2001:db8::1]>", NULL },
+		{ "<a@[ipv6:::1]>", NULL },
+		{ "<a@[IPv6:::ffff:192.0.2.1]>", NULL },
+		{ "<a@[192.0.2.1]> SIZE=10", NULL },
+		{ "<a@[192.0.2]>", "malformed domain literal" },
+		{ "<a@[192.0.2.256]>", "malformed domain literal" },
+		{ "<a@[2001:db8::1]>", "malformed domain literal" },
+		{ "<a@[IPv6:2001:db8::g]>", "malformed domain literal" },
+		{ "<a@[tag:content]>", "malformed domain literal" },
+		{ "<a@[]>", "malformed domain literal" },
+		{ "<a@[192.0.2.1>", "malformed domain literal" },
+		{ "<a@[192.0.2.1]x>", "domain missing or malformed" },
+		{ "<a@[192.0.2.1].test>", "domain missing or malformed" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct address_path path;
+		const char *error = NULL;
+		int rc = address_parse_path(cases[i].arg, ADDRESS_RECIPIENT, true,
+		    &path, &error);
+
+		if (cases[i].error == NULL && rc != 0)
+			fail_msg("\"%s\": got error \"%s\", want success",
+			    cases[i].arg, error);
+		if (cases[i].error != NULL && (rc == 0 ||
+		    strcmp(error, cases[i].error) != 0))
+			fail_msg("\"%s\": got \"%s\", want error \"%s\"",
+			    cases[i].arg, rc == 0 ? "success" : error,
+			    cases[i].error);
+	}
+	/* Without allow_domain_literals every literal is refused alike. */
+	assert_string_equal(parse_sender("<a@[IPv6:::1]>"),
+	    "domain literals not allowed");
+}
+
+static void
+address_local_part_unquoted(void **state)
+{
+	static const struct {
+		const char *arg;
+		const char *local_part;
+	} cases[] = {
+		{ "<user@x.test>", "user" },
+		{ "<\"a b\"@x.test>", "a b" },
+		{ "<\"a\\\"b\"@x.test>", "a\"b" },
+		{ "<\"user@outside.test\"@x.test>", "user@outside.test" },
+		{ "<\"\\.a\"@x.test>", ".a" },
+		{ "<user%outside.test@x.test>", "user%outside.test" },
+		{ "<postmaster>", "postmaster" },
+		{ "<>", "" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct address_path path;
+		const char *error = NULL;
+		char buf[ADDRESS_SIZE];
+
+		/* "<postmaster>" is a recipient only, "<>" a sender only. */
+		if (address_parse_path(cases[i].arg, ADDRESS_RECIPIENT, false,
+		    &path, &error) != 0 && address_parse_path(cases[i].arg,
+		    ADDRESS_SENDER, false, &path, &error) != 0)
+			fail_msg("\"%s\": got error \"%s\"", cases[i].arg, error);
+		address_local_part(&path, buf, sizeof(buf));
+		if (strcmp(buf, cases[i].local_part) != 0)
+			fail_msg("\"%s\": got local part \"%s\", want \"%s\"",
+			    cases[i].arg, buf, cases[i].local_part);
+	}
 }
 
 static void
@@ -312,7 +440,7 @@ address_error_copy_is_printable(void **state)
 
 	(void)state;
 	assert_int_equal(address_parse_path("<a\x01\x7f@x.test> SIZE=1",
-	    ADDRESS_SENDER, &path, &error), -1);
+	    ADDRESS_SENDER, false, &path, &error), -1);
 	assert_string_equal(path.address, "a??@x.test");
 }
 
@@ -634,16 +762,47 @@ data_received_loop(void **state)
 	free(loop);
 }
 
+/* Reads input in one piece with the given header bounds (0 keeps the
+ * default) and returns the error latched. The reader must reach the end
+ * of the content whatever the error. */
+static enum smtp_data_error
+read_with_bounds(const char *input, size_t header_max, size_t line_max,
+    unsigned fields_max)
+{
+	char body[64];
+	struct body_sink sink = { .buf = body, .size = sizeof(body) };
+	struct smtp_data_reader r;
+	enum smtp_data_error error;
+	size_t len = strlen(input);
+
+	smtp_data_init(&r);
+	r.write = sink_write;
+	r.write_arg = &sink;
+	if (header_max > 0)
+		r.header_max = header_max;
+	if (line_max > 0)
+		r.header_line_max = line_max;
+	if (fields_max > 0)
+		r.header_fields_max = fields_max;
+	assert_int_equal(smtp_data_feed(&r, input, len), len);
+	assert_true(r.done);
+	/* Memory stays within the section bound, whatever was sent. */
+	assert_true(r.headers_len <= r.header_max);
+	error = r.error;
+	smtp_data_free(&r);
+	return error;
+}
+
 static void
 data_header_bounds(void **state)
 {
 	struct data_result r;
-	char *lines = many_fields("X-Many", SMTP_HEADER_LINES_MAX + 1);
+	char *fields = many_fields("X-Many", SMTP_HEADER_FIELDS_MAX + 1);
 	size_t big_len = SMTP_HEADER_BYTES_MAX + 64;
 	char *big = malloc(big_len + 8);
 
 	(void)state;
-	read_content(lines, strlen(lines), 0, 0, &r);
+	read_content(fields, strlen(fields), 0, 0, &r);
 	assert_int_equal(r.error, SMTP_DATA_HEADER_TOO_BIG);
 	assert_true(r.done);
 	free(r.headers);
@@ -653,12 +812,33 @@ data_header_bounds(void **state)
 	memset(big + 7, 'y', big_len - 7);
 	memcpy(big + big_len, "\r\n.\r\n", 6);
 	read_content(big, strlen(big), 0, 0, &r);
-	assert_int_equal(r.error, SMTP_DATA_HEADER_TOO_BIG);
+	assert_int_equal(r.error, SMTP_DATA_HEADER_LINE_TOO_LONG);
 	assert_true(r.done);
-	assert_true(strlen(r.headers) <= SMTP_HEADER_BYTES_MAX);
+	assert_true(strlen(r.headers) <= SMTP_HEADER_FIELD_MAX);
 	free(r.headers);
-	free(lines);
+	free(fields);
 	free(big);
+
+	/* Each bound on its own, at and just past its value. "A: 12\n" is
+	 * 6 bytes with LF line ends. */
+	assert_int_equal(read_with_bounds("A: 12\r\nB: 34\r\n\r\n.\r\n", 12, 0,
+	    0), SMTP_DATA_OK);
+	assert_int_equal(read_with_bounds("A: 12\r\nB: 345\r\n\r\n.\r\n", 12, 0,
+	    0), SMTP_DATA_HEADER_TOO_BIG);
+	assert_int_equal(read_with_bounds("A: 12\r\n\r\n.\r\n", 0, 6, 0),
+	    SMTP_DATA_OK);
+	assert_int_equal(read_with_bounds("A: 123\r\n\r\n.\r\n", 0, 6, 0),
+	    SMTP_DATA_HEADER_LINE_TOO_LONG);
+	/* Continuation lines belong to their field (Exim's
+	 * header_line_maxsize counts the field unfolded). */
+	assert_int_equal(read_with_bounds("A: 1\r\n 2\r\nB: 3\r\n\r\n.\r\n", 0,
+	    8, 0), SMTP_DATA_OK);
+	assert_int_equal(read_with_bounds("A: 1\r\n 23\r\nB: 3\r\n\r\n.\r\n", 0,
+	    8, 0), SMTP_DATA_HEADER_LINE_TOO_LONG);
+	assert_int_equal(read_with_bounds("A: 1\r\nB: 2\r\n\r\n.\r\n", 0, 0, 2),
+	    SMTP_DATA_OK);
+	assert_int_equal(read_with_bounds("A: 1\r\nB: 2\r\nC: 3\r\n\r\n.\r\n", 0,
+	    0, 2), SMTP_DATA_HEADER_TOO_BIG);
 }
 
 static void
@@ -904,6 +1084,8 @@ main(void)
 		cmocka_unit_test(address_valid_paths),
 		cmocka_unit_test(address_invalid_paths),
 		cmocka_unit_test(address_length_limits),
+		cmocka_unit_test(address_literals),
+		cmocka_unit_test(address_local_part_unquoted),
 		cmocka_unit_test(address_error_copy_is_printable),
 		cmocka_unit_test(address_params),
 		cmocka_unit_test(data_cases),

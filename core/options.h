@@ -1,0 +1,98 @@
+/*
+ * options.h - the command line in Exim's form.
+ *
+ * The program name picks defaults as Exim's does: "mailq" lists the
+ * queue (-bp) and "runq" runs it (-q). "sluice", "exim", "exim4" and any
+ * other name take the options alone. Options follow Exim's spelling:
+ * a value may be glued to its option (-Cfile) or follow it (-C file);
+ * after -M, -Mf and the other message actions every remaining argument
+ * is a message id (or, for -Mar, -Mmd and -Mes, an address), even one
+ * that starts with "-".
+ *
+ * Errors are printed to stderr in Exim's words, with "sluice:" in place
+ * of "exim:".
+ */
+#ifndef SLUICE_OPTIONS_H
+#define SLUICE_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "msg_action.h"
+#include "queue_list.h"
+#include "queue_select.h"
+
+enum options_action {
+	OPTIONS_ACTION_NONE,
+	OPTIONS_ACTION_HELP,		/* --help */
+	OPTIONS_ACTION_VERSION,		/* -bV, --version */
+	OPTIONS_ACTION_DAEMON,		/* -bd, -bdf */
+	OPTIONS_ACTION_PRINT_OPTIONS,	/* -bP */
+	OPTIONS_ACTION_LIST_QUEUE,	/* -bp, -bpc, ... */
+	OPTIONS_ACTION_MESSAGE,		/* -Mf, -Mt, -Mrm, -Mmd, ... */
+	OPTIONS_ACTION_DELIVER,		/* -M, -Mc */
+	OPTIONS_ACTION_VIEW,		/* -Mvb, -Mvh, -Mvl, -Mvc */
+	OPTIONS_ACTION_GIVE_UP,		/* -Mg */
+	OPTIONS_ACTION_QUEUE_RUN,	/* -q..., -R, -S */
+	OPTIONS_ACTION_HOST_CHECK,	/* -bh address */
+};
+
+enum options_view {
+	OPTIONS_VIEW_BODY,		/* -Mvb: the -D file */
+	OPTIONS_VIEW_HEADER,		/* -Mvh: the -H file */
+	OPTIONS_VIEW_LOG,		/* -Mvl: the msglog file */
+	OPTIONS_VIEW_MESSAGE,		/* -Mvc: the whole message */
+};
+
+struct options {
+	enum options_action action;
+	const char *program;		/* basename of argv[0] */
+	const char *action_option;	/* "-Mf", "-bp", ... for messages */
+
+	const char *config_file;
+	const char *defines[CONFIG_DEFINES_MAX];
+	size_t define_count;
+	bool verbose;			/* -v, -d */
+
+	/* -bd, -bdf */
+	bool foreground;
+	const char *override_listen;	/* -oX */
+	const char *pid_file;		/* -oP */
+	const char *queue_interval;	/* -q30m with -bd: not needed */
+
+	/* -bP */
+	bool value_only;		/* -n */
+
+	/* -bh */
+	const char *host_check;		/* ip[.port] */
+
+	/* -bp */
+	enum queue_list_kind list_kind;
+	bool list_unsorted;
+
+	/* -M... */
+	enum msg_action_kind message_kind;
+	bool deliver_thaw;		/* -M, not -Mc */
+	enum options_view view;
+
+	/* -q..., -R, -S: owned; options_free() frees it */
+	struct queue_select select;
+
+	/* Arguments after the options: message ids, addresses, names. */
+	char **args;
+	int arg_count;
+};
+
+/*
+ * Parses argv into *out. Returns 0, or -1 after printing the error to
+ * stderr. On success free the result with options_free().
+ */
+int options_parse(int argc, char **argv, struct options *out);
+
+void options_free(struct options *options);
+
+/* Prints the usage text. */
+void options_usage(FILE *out);
+
+#endif
