@@ -1,0 +1,356 @@
+"""The sendmail command: local programs hand mail to the daemon through
+its submission socket, with no setuid binary.
+
+Each test starts a daemon that relays everything to a recording sink,
+runs the command in the shapes its common callers use (PHP's mail(),
+cron, git send-email, mutt), and checks at the sink the sender, the
+recipients and the header, and in mainlog the "<=" line. Tests that run
+the command as the unprivileged user nobody need root and are skipped
+otherwise.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import sluicetest
+from sink import Sink
+
+ID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{11}-[0-9A-Za-z]{4}"
+NOBODY = 65534
+# Bounds a failing test, never a speed assertion.
+WAIT = 60.0
+AS_NOBODY = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
+
+
+class SendmailCase(sluicetest.DaemonTestCase):
+
+    def setUp(self):
+        folder = tempfile.mkdtemp(prefix="sluice-sink-")
+        self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+        self.sink = Sink(folder).start()
+        self.addCleanup(self.sink.stop)
+        self.d = self.daemon(
+            settings=f"smarthost = 127.0.0.1::{self.sink.port}\n").start()
+        submit = os.path.join(self.d.spool, "sluice-submit")
+        sluicetest.wait_for(lambda: os.path.exists(submit), WAIT,
+                            "the submission socket")
+        # The program names, as make install links them.
+        self.bindir = os.path.join(self.d.dir, "bin")
+        os.mkdir(self.bindir)
+        os.chmod(self.bindir, 0o755)
+        for name in ("sendmail", "rmail", "newaliases", "rsmtp"):
+            os.symlink(sluicetest.SLUICE_BIN, os.path.join(self.bindir, name))
+
+    def sendmail(self, *args, input=b"", name="sendmail", user=None):
+        return subprocess.run(
+            [os.path.join(self.bindir, name), "-C", self.d.config, *args],
+            input=input, capture_output=True, timeout=WAIT,
+            **(user or {}))
+
+    def arrival(self):
+        lines = [l for l in self.d.log().splitlines() if " <= " in l]
+        self.assertEqual(len(lines), 1, self.d.log())
+        return lines[0]
+
+    def delivered(self):
+        return self.sink.wait_for_messages(1, timeout=WAIT)[0]
+
+
+class CallerShapesTest(SendmailCase):
+    """Root is trusted, so -f sets the sender."""
+
+    def test_git_send_email_shape(self):
+        r = self.sendmail("-i", "-f", "alice@example.test",
+                          "bob@example.test", "carol@example.test",
+                          input=b"Subject: patch\n\n.\nbody\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = self.delivered()
+        self.assertEqual(got["mail_from"], "alice@example.test")
+        self.assertEqual(sorted(got["rcpt_to"]),
+                         ["bob@example.test", "carol@example.test"])
+        # -i: the lone dot is content, sent dot-stuffed.
+        self.assertIn(b"\r\n..\r\nbody\r\n", got["raw"])
+        line = self.arrival()
+        self.assertRegex(line, r"<= alice@example\.test U=root P=local S=")
+        # No From: came in, so the daemon added one for the caller.
+        self.assertRegex(got["data"], rb"\r\nFrom: [^\r]*<?root@sluice\.test>?\r\n")
+        self.assertRegex(got["data"], rb"\r\nMessage-Id: <E" + ID.encode())
+
+    def test_lone_dot_ends_without_i(self):
+        r = self.sendmail("bob@example.test",
+                          input=b"Subject: dot\n\nkept\n.\nlost\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = self.delivered()
+        self.assertTrue(got["data"].endswith(b"\r\n\r\nkept\r\n"), got["data"])
+
+    def test_no_final_newline_and_nul(self):
+        r = self.sendmail("-i", "bob@example.test",
+                          input=b"Subject: x\n\nnul\x00here")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(self.delivered()["data"].endswith(
+            b"\r\n\r\nnul\x00here\r\n"))
+
+    def test_rmail_and_newaliases(self):
+        self.assertEqual(self.sendmail(name="newaliases").returncode, 0)
+        r = self.sendmail("rmail-rcpt@example.test", name="rmail",
+                          input=b"Subject: r\n\n.\nafter\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"..\r\nafter", self.delivered()["raw"])
+        r = self.sendmail(name="rsmtp")
+        self.assertEqual(r.returncode, 1)
+
+    def test_ignored_sendmail_options(self):
+        r = self.sendmail("-oem", "-B8BITMIME", "-oi", "-U", "-odq", "--",
+                          "bob@example.test", input=b"Subject: x\n\nhi\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.delivered()
+
+
+class RefusedTest(SendmailCase):
+
+    def test_no_recipients(self):
+        # -oem (the default): the report cannot be mailed, so 2.
+        r = self.sendmail("-t", input=b"Subject: none\n\nhi\n")
+        self.assertEqual((r.returncode, r.stderr),
+                         (2, b"sluice: no recipients in message\n"))
+        r = self.sendmail("-t", "-oep", input=b"Subject: none\n\nhi\n")
+        self.assertEqual(r.returncode, 1)
+
+    def test_sender_with_newline_refused(self):
+        r = self.sendmail("-f", "a@b.test\nRCPT TO:<x@y.test>",
+                          "bob@example.test", input=b"Subject: x\n\nhi\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"control characters", r.stderr)
+        r = self.sendmail("-F", "Eve\nBcc: x@y.test", "bob@example.test",
+                          input=b"Subject: x\n\nhi\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertNotIn(" <= ", self.d.log())
+
+    def test_bad_recipient_refused_at_once(self):
+        # Refused before the drop folder, where it would be lost.
+        self.d.stop()
+        r = self.sendmail("bob@bad..test",
+                          input=b"Subject: x\n\nhi\n")
+        self.assertEqual((r.returncode, r.stderr), (1, b"sluice: bad "
+                         b"recipient address \"bob@bad..test\": "
+                         b"malformed address\n"))
+        self.assertEqual(os.listdir(os.path.join(self.d.spool,
+                                                 "submit-drop")), [])
+
+    def test_bad_option_refused(self):
+        r = self.sendmail("-odz", "bob@example.test")
+        self.assertEqual((r.returncode, r.stderr), (1, b"sluice: unknown, "
+                         b"malformed, or incomplete option -odz\n"))
+
+    def test_daemon_down_message_waits(self):
+        self.d.stop()
+        r = self.sendmail("-f", "alice@example.test", "bob@example.test",
+                          input=b"Subject: waited\n\nhi\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"the message waits in", r.stderr)
+        self.assertEqual(self.sink.messages(), [])
+        self.d.start()
+        got = self.delivered()
+        self.assertEqual(got["mail_from"], "alice@example.test")
+        self.assertIn(b"Subject: waited", got["data"])
+        self.assertRegex(self.arrival(), r"<= alice@example\.test U=root "
+                         r"P=local ")
+        self.assertEqual(os.listdir(os.path.join(self.d.spool,
+                                                 "submit-drop")), [])
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run as nobody")
+class UnprivilegedTest(SendmailCase):
+    """The common callers, run as nobody: untrusted, so -f is ignored."""
+
+    def test_php_mail_shape(self):
+        # PHP 8 writes its headers with CRLF; the application's body has
+        # LF.
+        message = (b"To: Bob <bob@example.test>, carol@example.test\r\n"
+                   b"Cc: \"Doe, Dan\" <dan@example.test>\r\n"
+                   b"Bcc: hidden@example.test\r\n"
+                   b"Subject: order\r\n"
+                   b"\r\n"
+                   b"line one\n.\nline three\n")
+        r = self.sendmail("-t", "-i", "-f", "shop@evil.test", input=message,
+                          user=AS_NOBODY)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = self.delivered()
+        self.assertEqual(got["mail_from"], "nobody@sluice.test")
+        self.assertEqual(sorted(got["rcpt_to"]),
+                         ["bob@example.test", "carol@example.test",
+                          "dan@example.test", "hidden@example.test"])
+        self.assertNotIn(b"hidden@", got["data"])
+        self.assertNotIn(b"\nBcc:", got["data"])
+        self.assertIn(b"\r\nline one\r\n..\r\nline three\r\n", got["raw"])
+        self.assertNotIn(b"\r\r", got["raw"])
+        self.assertIn(b"Received: from nobody by sluice.test with local ",
+                      got["data"])
+        self.assertRegex(self.arrival(),
+                         r"<= nobody@sluice\.test U=nobody P=local S=")
+
+    def test_cron_shape(self):
+        message = b"To: root\nSubject: Cron <nobody@host> job\n\noutput\n"
+        r = self.sendmail("-i", "-FCronDaemon", "-odi", "-oem", "-oi", "-t",
+                          input=message, user=AS_NOBODY)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = self.delivered()
+        self.assertEqual(got["rcpt_to"], ["root@sluice.test"])
+        self.assertIn(b"\r\nFrom: CronDaemon <nobody@sluice.test>\r\n",
+                      got["data"])
+
+    def test_t_removes_argument_addresses(self):
+        message = b"To: a@example.test, b@example.test\n\nhi\n"
+        r = self.sendmail("-t", "b@example.test", input=message,
+                          user=AS_NOBODY)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.delivered()["rcpt_to"], ["a@example.test"])
+
+    def test_null_sender_allowed(self):
+        r = self.sendmail("-f", "<>", "bob@example.test",
+                          input=b"Subject: x\n\nhi\n", user=AS_NOBODY)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.delivered()["mail_from"], "")
+
+    def test_no_delivery_refused(self):
+        # The queue would deliver a message marked -N, so the option is
+        # refused until it does not.
+        r = self.sendmail("-N", "bob@example.test",
+                          input=b"Subject: x\n\nhi\n", user=AS_NOBODY)
+        self.assertEqual((r.returncode, r.stderr), (1, b"sluice: -N (no "
+                         b"delivery) is not supported yet\n"))
+
+    def test_mutt_smtp_on_stdin(self):
+        session = (b"EHLO laptop\r\n"
+                   b"MAIL FROM:<forged@evil.test>\r\n"
+                   b"RCPT TO:<bob@example.test>\r\n"
+                   b"DATA\r\n"
+                   b"Subject: via -bs\r\n\r\n..stuffed\r\n.\r\n"
+                   b"QUIT\r\n")
+        r = self.sendmail("-bs", input=session, user=AS_NOBODY)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        replies = r.stdout.split(b"\r\n")
+        self.assertTrue(replies[0].startswith(b"220 sluice.test ESMTP"))
+        self.assertRegex(r.stdout, rb"\r\n250 OK id=" + ID.encode() +
+                         rb"\r\n221 ")
+        got = self.delivered()
+        self.assertEqual(got["mail_from"], "nobody@sluice.test")
+        self.assertIn(b"\r\n\r\n.stuffed\r\n", got["data"])
+        self.assertRegex(self.arrival(), r"<= nobody@sluice\.test U=nobody "
+                         r"P=local-esmtp ")
+
+    def test_socket_open_to_all(self):
+        path = os.path.join(self.d.spool, "sluice-submit")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o666)
+        drop = os.path.join(self.d.spool, "submit-drop")
+        self.assertEqual(os.stat(drop).st_mode & 0o7777, 0o3733)
+
+    def test_drop_folder_as_nobody(self):
+        self.d.stop()
+        r = self.sendmail("-t", "-f", "forged@evil.test",
+                          input=b"To: bob@example.test\n\nwaited\n",
+                          user=AS_NOBODY)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        drop = os.path.join(self.d.spool, "submit-drop")
+        (name,) = os.listdir(drop)
+        st = os.stat(os.path.join(drop, name))
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (NOBODY, 0o640))
+        self.d.start()
+        got = self.delivered()
+        # The owner of the file, not anything in it, names the sender.
+        self.assertEqual(got["mail_from"], "nobody@sluice.test")
+        self.assertRegex(self.arrival(), r"<= nobody@sluice\.test "
+                         r"U=nobody P=local ")
+
+    def test_drop_folder_refuses_links(self):
+        # A message of root's, linked and symlinked into the folder by
+        # another user, must not be sent as root's.
+        drop = os.path.join(self.d.spool, "submit-drop")
+        self.d.stop()
+        victim = os.path.join(self.d.dir, "victim")
+        with open(victim, "wb") as f:
+            f.write(b"sluice-submit 1\nrecipient bob@example.test\ndata\n"
+                    b"Subject: stolen\n\nx\n")
+        os.symlink(victim, os.path.join(drop, "m.symlink"))
+        os.link(victim, os.path.join(drop, "m.hardlink"))
+        self.d.start()
+        self.sendmail("bob@example.test", input=b"Subject: later\n\nx\n")
+        got = self.delivered()
+        self.assertIn(b"Subject: later", got["data"])
+        self.assertEqual(self.d.log().count(" <= "), 1, self.d.log())
+        self.assertEqual(self.d.log().count("not a regular file with one "
+                                            "link"), 2, self.d.log())
+        self.assertEqual(sorted(os.listdir(drop)), [])
+
+
+def unpack_mailx():
+    """Fetch bsd-mailx and its library with "apt-get download" into a
+    cache (installing it would pull in an MTA) and unpack them with
+    "dpkg -x"; return the root folder, or None when that is not
+    possible."""
+    cache = os.path.join(sluicetest.BUILDDIR or tempfile.gettempdir(),
+                         "deb-cache")
+    os.makedirs(cache, exist_ok=True)
+    root = tempfile.mkdtemp(prefix="sluice-mailx-")
+    os.chmod(root, 0o755)
+    for package in ("bsd-mailx", "liblockfile1"):
+        if not glob.glob(os.path.join(cache, f"{package}_*.deb")):
+            r = subprocess.run(["apt-get", "download", package], cwd=cache,
+                               capture_output=True, timeout=120)
+            if r.returncode != 0:
+                shutil.rmtree(root, ignore_errors=True)
+                return None
+        deb = sorted(glob.glob(os.path.join(cache, f"{package}_*.deb")))[-1]
+        subprocess.run(["dpkg", "-x", deb, root], check=True)
+    return root
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"),
+                     "needs root for a private mount namespace")
+class MailxTest(SendmailCase):
+    """bsd-mailx's "mail -s", which runs /usr/sbin/sendmail: sluice is
+    bind-mounted there inside a private mount namespace only."""
+
+    def test_mail_s_as_nobody(self):
+        root = unpack_mailx()
+        if root is None:
+            self.skipTest("bsd-mailx cannot be downloaded")
+        self.addCleanup(shutil.rmtree, root, ignore_errors=True)
+        sbin = os.path.join(self.d.dir, "sbin")
+        os.mkdir(sbin)
+        os.chmod(sbin, 0o755)
+        wrapper = os.path.join(sbin, "sendmail")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/bash\n"
+                    f"exec -a sendmail {sluicetest.SLUICE_BIN} "
+                    f"-C {self.d.config} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        home = os.path.join(self.d.dir, "home")
+        os.mkdir(home)
+        os.chown(home, NOBODY, NOBODY)
+        libs = ":".join(glob.glob(os.path.join(root, "usr/lib/*")))
+        script = (f"mount --bind {sbin} /usr/sbin && "
+                  f"exec setpriv --reuid={NOBODY} --regid={NOBODY} "
+                  f"--clear-groups env HOME={home} LD_LIBRARY_PATH={libs} "
+                  f"{root}/usr/bin/bsd-mailx -s 'disk report' "
+                  f"bob@example.test")
+        r = subprocess.run(["unshare", "-m", "--propagation", "private",
+                            "bash", "-c", script],
+                           input=b"all fine\n", capture_output=True,
+                           timeout=WAIT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = self.delivered()
+        self.assertEqual(got["mail_from"], "nobody@sluice.test")
+        self.assertEqual(got["rcpt_to"], ["bob@example.test"])
+        self.assertIn(b"Subject: disk report\r\n", got["data"])
+        self.assertTrue(got["data"].endswith(b"\r\n\r\nall fine\r\n"))
+        self.assertRegex(self.arrival(), r"<= nobody@sluice\.test U=nobody "
+                         r"P=local ")
+
+
+if __name__ == "__main__":
+    sluicetest.main()
