@@ -61,6 +61,18 @@ const struct config_option config_options[] = {
 	    "use an MX record whose target is an IP address instead of a "
 	    "host name (RFC 5321 forbids it); false treats such a host as "
 	    "having no address" },
+	{ "auth_advertise_hosts", CONFIG_TYPE_LIST,
+	    FIELD(auth_advertise_hosts), "*", false, 0, 0, NULL,
+	    "host list of the clients offered AUTH (inside TLS, unless also "
+	    "in auth_plaintext_hosts)" },
+	{ "auth_passwd_file", CONFIG_TYPE_STRING, FIELD(auth_passwd_file),
+	    "", false, 0, 0, NULL,
+	    "password file for AUTH PLAIN and LOGIN in the format of Debian's "
+	    "/etc/exim4/passwd (user:crypted-password[:cleartext]); empty "
+	    "offers no AUTH. It must be readable by exim_user" },
+	{ "auth_plaintext_hosts", CONFIG_TYPE_LIST,
+	    FIELD(auth_plaintext_hosts), "", false, 0, 0, NULL,
+	    "host list of the clients offered AUTH without TLS" },
 	{ "check_log_inodes", CONFIG_TYPE_INT, FIELD(check_log_inodes),
 	    "100", false, 0, INT_MAX, NULL,
 	    "free inodes the log directory must keep: below it, MAIL gets "
@@ -78,6 +90,9 @@ const struct config_option config_options[] = {
 	    "free bytes the spool directory must keep, in addition to the "
 	    "size that MAIL declares with SIZE=: below it, MAIL gets 452; 0 "
 	    "and no SIZE= for no check" },
+	{ "chunking_advertise_hosts", CONFIG_TYPE_LIST,
+	    FIELD(chunking_advertise_hosts), "*", false, 0, 0, NULL,
+	    "host list of the clients offered CHUNKING (BDAT, RFC 3030)" },
 	{ "command_timeout", CONFIG_TYPE_TIME, FIELD(command_timeout),
 	    "5m", false, 0, 0, NULL,
 	    "time a remote server may take to reply to each SMTP command "
@@ -102,6 +117,11 @@ const struct config_option config_options[] = {
 	    "5m", false, 0, 0, NULL,
 	    "time each block of message data may take to reach a remote "
 	    "server" },
+	{ "day_rollover", CONFIG_TYPE_STRING, FIELD(day_rollover),
+	    "00:00", false, 0, 0, NULL,
+	    "time of day at which the Lua policy's per-day counts start "
+	    "again: \"HH:MM\", optionally followed by a zone offset such as "
+	    "\"+0200\"; the default zone is UTC" },
 	{ "delay_warning", CONFIG_TYPE_TIMELIST, FIELD(delay_warning),
 	    "24h", false, 0, 0, NULL,
 	    "times after arrival at which the sender of a message still "
@@ -211,6 +231,12 @@ const struct config_option config_options[] = {
 	    "", false, 0, 0, NULL,
 	    "file the daemon writes its process id to; empty means "
 	    "<spool_directory>/exim-daemon.pid" },
+	{ "policy_table_max_entries", CONFIG_TYPE_INT,
+	    FIELD(policy_table_max_entries), "100000", false, 100, 100000000,
+	    NULL,
+	    "maximum entries of each of the Lua policy's shared tables; "
+	    "beyond it the least recently used entry is evicted, except "
+	    "that a full suppression table refuses new entries" },
 	{ "primary_hostname", CONFIG_TYPE_STRING, FIELD(primary_hostname),
 	    NULL, false, 0, 0, NULL,
 	    "this host's name in SMTP greetings and Received: headers; empty "
@@ -296,6 +322,28 @@ const struct config_option config_options[] = {
 	    "/var/spool/sluice", true, 0, 0, NULL,
 	    "directory of the queue (input/), message logs (msglog/), hints "
 	    "databases (hints/) and, by default, the logs" },
+	{ "tls_advertise_hosts", CONFIG_TYPE_LIST, FIELD(tls_advertise_hosts),
+	    "*", false, 0, 0, NULL,
+	    "host list of the clients that are offered STARTTLS, when "
+	    "tls_certificate is set" },
+	{ "tls_certificate", CONFIG_TYPE_LIST, FIELD(tls_certificate),
+	    "", false, 0, 0, NULL,
+	    "PEM files with the server's certificate chain (an RSA and an "
+	    "ECDSA one may be listed); empty offers no TLS. Read at start and "
+	    "on reload, after privileges are dropped: exim_user must be able "
+	    "to read them" },
+	{ "tls_on_connect_ports", CONFIG_TYPE_LIST,
+	    FIELD(tls_on_connect_ports), "", false, 0, 0, config_check_port,
+	    "listening ports where TLS starts at once, without STARTTLS "
+	    "(465 for submissions, RFC 8314)" },
+	{ "tls_privatekey", CONFIG_TYPE_LIST, FIELD(tls_privatekey),
+	    "", false, 0, 0, NULL,
+	    "PEM files with the private keys of tls_certificate, in the same "
+	    "order; empty reads each key from its certificate file" },
+	{ "tls_require_ciphers", CONFIG_TYPE_STRING,
+	    FIELD(tls_require_ciphers), "", false, 0, 0, NULL,
+	    "OpenSSL cipher list for TLS 1.2 sessions of the SMTP server; "
+	    "empty uses OpenSSL's default" },
 	{ "tls_tempfail_tryclear", CONFIG_TYPE_BOOL,
 	    FIELD(tls_tempfail_tryclear), "true", false, 0, 0, NULL,
 	    "deliver in clear to a host outside hosts_require_tls after a "

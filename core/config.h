@@ -112,6 +112,8 @@ struct config {
 	char *lua_path;			/* Exim list of module folders */
 	int64_t lua_memory_limit;	/* bytes per Lua state */
 	int lua_time_limit;		/* milliseconds per handler call */
+	char *day_rollover;		/* "HH:MM [+HHMM]" of policy day counts */
+	int policy_table_max_entries;	/* per shared policy table */
 	char *dns_servers;		/* Exim list of resolver addresses */
 	int dns_port;
 	char *smarthost;		/* Exim list of host[:port] */
@@ -138,6 +140,20 @@ struct config {
 	char *hosts_require_tls;
 	bool tls_tempfail_tryclear;
 	char *remote_tls_verify_certificates;	/* "system" or a path */
+
+	/* TLS of the SMTP server, with Exim's option names. */
+	char *tls_advertise_hosts;	/* Exim host list */
+	char *tls_certificate;		/* Exim list of PEM files */
+	char *tls_privatekey;		/* one key per certificate */
+	char *tls_require_ciphers;	/* OpenSSL cipher list (TLS 1.2) */
+	char *tls_on_connect_ports;	/* Exim list of ports */
+
+	char *chunking_advertise_hosts;	/* Exim host list */
+
+	/* AUTH on the SMTP server. */
+	char *auth_passwd_file;		/* "" for no AUTH */
+	char *auth_advertise_hosts;	/* Exim host list */
+	char *auth_plaintext_hosts;	/* sluice's own host list */
 
 	struct config_named_list *named_lists;
 	struct config_retry_rule *retry_rules;

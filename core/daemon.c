@@ -39,6 +39,7 @@
 #include "smtp_server.h"
 #include "spool_header.h"
 #include "spool_store.h"
+#include "submit.h"
 #include "util.h"
 
 #define DAEMON_LISTEN_BACKLOG	1024
@@ -576,6 +577,19 @@ daemon_setup_loop(struct daemon *d)
 	}
 	control_register("policy", "print the Lua policy's state",
 	    policy_control_command);
+	/* Local submission: sendmail reaches the daemon here. The control
+	 * socket comes last, so that a client that finds it finds the
+	 * daemon ready. */
+	control_path = xasprintf("%s/%s", d->config->spool_directory,
+	    SUBMIT_SOCKET_NAME);
+	if (submit_open(d->base, d->config, d->spool, control_path,
+	    daemon_arrival_cb, d->queue, &error) < 0) {
+		daemon_fail(d, "%s", error);
+		free(error);
+		free(control_path);
+		return 1;
+	}
+	free(control_path);
 	control_path = xasprintf("%s/%s", d->config->spool_directory,
 	    CONTROL_SOCKET_NAME);
 	if (control_open(d->base, control_path, &error) < 0) {
@@ -603,6 +617,7 @@ daemon_teardown(struct daemon *d)
 	 * their callbacks may touch the queue and answer control clients
 	 * waiting for a message, so both go after them. */
 	spool_store_free(d->spool);
+	submit_close();
 	control_close();
 	policy_stop();
 	queue_free(d->queue);

@@ -3,8 +3,9 @@
  * loads the configuration and runs the action they name.
  *
  * One binary serves every name an Exim installation has: "exim",
- * "exim4" and "sluice" take Exim's options, "mailq" lists the queue and
- * "runq" runs it (make install creates those names as links).
+ * "exim4", "sluice" and "sendmail" take Exim's options, "mailq" lists
+ * the queue, "runq" runs it, "rmail" reads a message and "newaliases"
+ * does nothing (make install creates those names as links).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,7 +17,10 @@
 #include "daemon.h"
 #include "log.h"
 #include "options.h"
+#include "policy_tables.h"
 #include "queue_cli.h"
+#include "retry.h"
+#include "sendmail.h"
 #include "smtp_test_session.h"
 #include "util.h"
 #include "version.h"
@@ -54,6 +58,23 @@ main_daemon(struct config *config, const struct options *o, char **argv)
 	return daemon_run(config, &options);
 }
 
+/* -bpt NAME: prints a policy table as the daemon last saved it. */
+static int
+main_dump_table(const struct config *config, const char *name)
+{
+	char *error = NULL;
+
+	if (policy_tables_configure(config->day_rollover,
+	    config->policy_table_max_entries, &error) < 0 ||
+	    policy_tables_dump(config->spool_directory, name, stdout,
+	    &error) < 0) {
+		fprintf(stderr, "sluice: -bpt: %s\n", error);
+		free(error);
+		return 1;
+	}
+	return 0;
+}
+
 static int
 main_run(struct config *config, struct options *o, char **argv)
 {
@@ -63,6 +84,10 @@ main_run(struct config *config, struct options *o, char **argv)
 		return 0;
 	case OPTIONS_ACTION_PRINT_OPTIONS:
 		return main_print_options(config, o);
+	case OPTIONS_ACTION_TEST_RETRY:
+		return retry_test(config, o->args, o->arg_count, stdout);
+	case OPTIONS_ACTION_DUMP_TABLE:
+		return main_dump_table(config, o->table_name);
 	case OPTIONS_ACTION_HOST_CHECK:
 		return smtp_test_session_run(config, o->host_check);
 	case OPTIONS_ACTION_DAEMON:
@@ -79,6 +104,12 @@ main_run(struct config *config, struct options *o, char **argv)
 		return queue_cli_give_up(config, o);
 	case OPTIONS_ACTION_QUEUE_RUN:
 		return queue_cli_run(config, o);
+	case OPTIONS_ACTION_SUBMIT:
+		return sendmail_run(config, o);
+	case OPTIONS_ACTION_ALIASES:
+		/* NOTE: bi_command is not an option yet; without it Exim
+		 * does nothing here either. */
+		return 0;
 	case OPTIONS_ACTION_NONE:
 	case OPTIONS_ACTION_HELP:
 		break;

@@ -24,6 +24,11 @@ options_usage(FILE *out)
 	    "  -bdf           run the SMTP daemon in the foreground\n"
 	    "  -bh ip[.port]  run a test SMTP session on stdin as if from ip\n"
 	    "  -bP [name...]  print configuration options (-n: values only)\n"
+	    "  -brt dom|addr [dom2] [error]\n"
+	    "                 print the retry rule that applies\n"
+	    "  -bpt name      print a saved Lua policy table: counters, "
+	    "scores, warmup or\n"
+	    "                 suppress (a sluice extension)\n"
 	    "  -bV            print the version and check the configuration\n"
 	    "  -bp [id...]    list the queue; -bpr unsorted, -bpu undelivered "
 	    "recipients only,\n"
@@ -53,8 +58,16 @@ options_usage(FILE *out)
 	    "  -oX list       listen on these ports or addresses instead\n"
 	    "  -oP file       write the daemon's pid to this file\n"
 	    "  -v             report what a queue run or delivery did\n"
+	    "  [-bm] addr...  read a message on stdin and send it; -t takes "
+	    "the recipients\n"
+	    "                 from To:, Cc: and Bcc:, -i lets a lone dot be "
+	    "content, -f sets\n"
+	    "                 the sender (trusted users), -F the full name "
+	    "for From:\n"
 	    "Called as mailq, the program lists the queue (-bp); as runq it "
-	    "runs it (-q).\n",
+	    "runs it (-q);\n"
+	    "as sendmail or rmail it reads a message; as newaliases it does "
+	    "nothing.\n",
 	    DEFAULT_CONFIG_FILE, CONFIG_DEFINES_MAX);
 }
 
@@ -289,13 +302,102 @@ options_parse_b(struct options *o, int argc, char **argv, int *i)
 			return options_incompatible();
 		return options_set_action(o, OPTIONS_ACTION_DAEMON, arg);
 	}
+	if (strcmp(arg, "-bm") == 0)
+		return options_set_action(o, OPTIONS_ACTION_SUBMIT, arg);
+	if (strcmp(arg, "-brt") == 0)
+		return options_set_action(o, OPTIONS_ACTION_TEST_RETRY, arg);
+	if (strcmp(arg, "-bi") == 0)
+		return options_set_action(o, OPTIONS_ACTION_ALIASES, arg);
+	if (strcmp(arg, "-bs") == 0) {
+		o->smtp_stdin = true;
+		return options_set_action(o, OPTIONS_ACTION_SUBMIT, arg);
+	}
+	if (strcmp(arg, "-bS") == 0) {
+		fprintf(stderr, "sluice: batched SMTP on stdin (-bS) is not "
+		    "supported yet\n");
+		return -1;
+	}
 	if (strcmp(arg, "-bP") == 0)
 		return options_set_action(o, OPTIONS_ACTION_PRINT_OPTIONS, arg);
 	if (strcmp(arg, "-bV") == 0)
 		return options_set_action(o, OPTIONS_ACTION_VERSION, arg);
+	if (strcmp(arg, "-bpt") == 0) {
+		if (*i + 1 >= argc)
+			return options_bad(arg);
+		o->table_name = argv[++*i];
+		return options_set_action(o, OPTIONS_ACTION_DUMP_TABLE, arg);
+	}
 	if (strncmp(arg, "-bp", 3) == 0)
 		return options_parse_list(o, arg);
 	return options_bad(arg);
+}
+
+/*
+ * The options of sendmail's command line that describe a message read
+ * from stdin, and those Exim accepts from sendmail callers and ignores.
+ * Returns 1 when arg is none of them, else 0 or -1 after an error.
+ */
+static int
+options_parse_submit(struct options *o, int argc, char **argv, int *i)
+{
+	static const char *const ignored[] = {
+		"-U", "-x", "-Ac", "-Am", "-oo", "-om", "-m",
+	};
+	static const char *const ignored_with_value[] = { "-h", "-O", "-X" };
+	const char *arg = argv[*i];
+	const char *value;
+
+	if (strcmp(arg, "-t") == 0 || strcmp(arg, "-ti") == 0) {
+		o->extract_recipients = true;
+		if (arg[2] == 'i')
+			o->dot_ends_message = false;
+	} else if (strcmp(arg, "-i") == 0 || strcmp(arg, "-oi") == 0 ||
+	    strcmp(arg, "-oitrue") == 0) {
+		o->dot_ends_message = false;
+	} else if (strcmp(arg, "-N") == 0) {
+		/* NOTE: the queue does not honour the -N spool flag yet, so
+		 * a message marked so would really be delivered. */
+		fprintf(stderr, "sluice: -N (no delivery) is not supported "
+		    "yet\n");
+		return -1;
+	} else if (arg[1] == 'f' || arg[1] == 'r' || arg[1] == 'F') {
+		if ((value = options_value(argc, argv, i, 2)) == NULL)
+			return options_bad(arg);
+		if (arg[1] == 'F')
+			o->full_name = value;
+		else
+			o->sender = value;
+	} else if (strncmp(arg, "-od", 3) == 0) {
+		if (strchr("bfiq", arg[3]) == NULL || arg[3] == '\0' ||
+		    (arg[4] != '\0' && strcmp(arg + 3, "qs") != 0))
+			return options_bad(arg);
+		o->delivery_mode = arg[3];
+	} else if (strncmp(arg, "-oe", 3) == 0) {
+		if (arg[3] == '\0' || arg[4] != '\0' ||
+		    strchr("meqpw", arg[3]) == NULL)
+			return options_bad(arg);
+		o->error_mode = arg[3] == 'e' ? OPTIONS_ERRORS_MAIL_EXIT_ZERO :
+		    arg[3] == 'p' || arg[3] == 'q' ? OPTIONS_ERRORS_PRINT :
+		    OPTIONS_ERRORS_MAIL;
+	} else if (arg[1] == 'B') {
+		/* Sendmail's body type: 8-bit content needs no mode here. */
+		if (arg[2] == '\0' && *i + 1 < argc)
+			(*i)++;
+	} else {
+		for (size_t k = 0; k < ARRAY_SIZE(ignored); k++)
+			if (strcmp(arg, ignored[k]) == 0)
+				return 0;
+		for (size_t k = 0; k < ARRAY_SIZE(ignored_with_value); k++) {
+			if (strncmp(arg, ignored_with_value[k], 2) == 0) {
+				if (options_value(argc, argv, i, 2) == NULL)
+					return options_bad(arg);
+				return 0;
+			}
+		}
+		return 1;
+	}
+	o->submit_option = true;
+	return 0;
 }
 
 /* Checks the arguments after the options against the action. */
@@ -307,6 +409,13 @@ options_check_args(struct options *o)
 
 	switch (o->action) {
 	case OPTIONS_ACTION_PRINT_OPTIONS:
+	case OPTIONS_ACTION_TEST_RETRY:
+		return 0;
+	case OPTIONS_ACTION_DUMP_TABLE:
+		if (o->arg_count != 0) {
+			fprintf(stderr, "sluice: -bpt takes one table name\n");
+			return -1;
+		}
 		return 0;
 	case OPTIONS_ACTION_MESSAGE:
 	case OPTIONS_ACTION_DELIVER:
@@ -331,12 +440,13 @@ options_check_args(struct options *o)
 			return options_incompatible();
 		option = "-q";
 		break;
+	case OPTIONS_ACTION_SUBMIT:
+		/* An SMTP session names its recipients itself. */
+		if (o->smtp_stdin && (o->extract_recipients || o->arg_count > 0))
+			return options_incompatible();
+		return 0;
 	case OPTIONS_ACTION_NONE:
-		if (o->arg_count > 0) {
-			fprintf(stderr, "sluice: reading a message to send "
-			    "(-bm, -t) is not supported yet\n");
-			return -1;
-		}
+	case OPTIONS_ACTION_ALIASES:
 		return 0;
 	default:
 		if (o->arg_count > 0)
@@ -363,9 +473,20 @@ options_check_args(struct options *o)
 static void
 options_apply_program(struct options *o)
 {
+	if (strcmp(o->program, "rmail") == 0) {
+		o->dot_ends_message = false;
+		o->error_mode = OPTIONS_ERRORS_MAIL_EXIT_ZERO;
+	}
 	if (o->action != OPTIONS_ACTION_NONE)
 		return;
-	if (strcmp(o->program, "mailq") == 0) {
+	if (o->arg_count > 0 || o->submit_option ||
+	    strcmp(o->program, "rmail") == 0) {
+		o->action = OPTIONS_ACTION_SUBMIT;
+		o->action_option = "-bm";
+	} else if (strcmp(o->program, "newaliases") == 0) {
+		o->action = OPTIONS_ACTION_ALIASES;
+		o->action_option = "-bi";
+	} else if (strcmp(o->program, "mailq") == 0) {
 		o->action = OPTIONS_ACTION_LIST_QUEUE;
 		o->action_option = "-bp";
 	} else if (strcmp(o->program, "runq") == 0) {
@@ -385,6 +506,12 @@ options_parse(int argc, char **argv, struct options *o)
 	o->program = argc > 0 && argv[0] != NULL ? argv[0] : "sluice";
 	if ((slash = strrchr(o->program, '/')) != NULL)
 		o->program = slash + 1;
+	o->dot_ends_message = true;
+	if (strcmp(o->program, "rsmtp") == 0) {
+		fprintf(stderr, "sluice: batched SMTP on stdin (rsmtp, -bS) is "
+		    "not supported yet\n");
+		return -1;
+	}
 
 	for (i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -415,6 +542,8 @@ options_parse(int argc, char **argv, struct options *o)
 		} else if (arg[1] == 'R' || arg[1] == 'S') {
 			rc = options_parse_match(o, argc, argv, &i, arg + 2,
 			    arg[1] == 'R');
+		} else if ((rc = options_parse_submit(o, argc, argv, &i)) != 1) {
+			/* handled, or an error */
 		} else if (strcmp(arg, "-n") == 0) {
 			o->value_only = true;
 		} else if (strcmp(arg, "-v") == 0 || strcmp(arg, "-ov") == 0 ||

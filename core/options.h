@@ -3,7 +3,11 @@
  *
  * The program name picks defaults as Exim's does: "mailq" lists the
  * queue (-bp) and "runq" runs it (-q). "sluice", "exim", "exim4" and any
- * other name take the options alone. Options follow Exim's spelling:
+ * other name take the options alone. "sendmail" is such a name too;
+ * "rmail" adds -i -oee, "rsmtp" stands for -bS (refused: batched SMTP
+ * is not supported yet) and "newaliases" for -bi, which has nothing to do.
+ * Arguments that are not options, when no option names an action, are
+ * the recipients of a message read from stdin (-bm). Options follow Exim's spelling:
  * a value may be glued to its option (-Cfile) or follow it (-C file);
  * after -M, -Mf and the other message actions every remaining argument
  * is a message id (or, for -Mar, -Mmd and -Mes, an address), even one
@@ -36,6 +40,17 @@ enum options_action {
 	OPTIONS_ACTION_GIVE_UP,		/* -Mg */
 	OPTIONS_ACTION_QUEUE_RUN,	/* -q..., -R, -S */
 	OPTIONS_ACTION_HOST_CHECK,	/* -bh address */
+	OPTIONS_ACTION_SUBMIT,		/* -bm, -t, or recipients: sendmail */
+	OPTIONS_ACTION_ALIASES,		/* -bi, newaliases: nothing to do */
+	OPTIONS_ACTION_TEST_RETRY,	/* -brt domain|address [domain] [error] */
+	OPTIONS_ACTION_DUMP_TABLE,	/* -bpt name: a saved policy table */
+};
+
+/* How an error in a submitted message is reported (-oe...). */
+enum options_error_mode {
+	OPTIONS_ERRORS_MAIL,		/* -oem, -oew: the default */
+	OPTIONS_ERRORS_MAIL_EXIT_ZERO,	/* -oee: rmail's default */
+	OPTIONS_ERRORS_PRINT,		/* -oep, -oeq */
 };
 
 enum options_view {
@@ -66,6 +81,7 @@ struct options {
 
 	/* -bh */
 	const char *host_check;		/* ip[.port] */
+	const char *table_name;		/* -bpt */
 
 	/* -bp */
 	enum queue_list_kind list_kind;
@@ -75,6 +91,17 @@ struct options {
 	enum msg_action_kind message_kind;
 	bool deliver_thaw;		/* -M, not -Mc */
 	enum options_view view;
+
+	/* -bm, -t: reading a message to send */
+	bool extract_recipients;	/* -t */
+	bool dot_ends_message;		/* false with -i, -oi */
+	const char *sender;		/* -f, -r: borrowed from argv */
+	const char *full_name;		/* -F */
+	char delivery_mode;		/* -od<c>: 'b', 'f', 'i', 'q' */
+	enum options_error_mode error_mode;
+	bool no_delivery;		/* -N */
+	bool smtp_stdin;		/* -bs */
+	bool submit_option;		/* one of the above was given */
 
 	/* -q..., -R, -S: owned; options_free() frees it */
 	struct queue_select select;

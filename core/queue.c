@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "log_line.h"
 #include "queue.h"
+#include "retry.h"
 #include "smtp_client.h"
 #include "smtp_pool.h"
 #include "spool_header.h"
@@ -96,6 +98,7 @@ struct queue_msg {
 	int rewrite_lock_fd;		/* -D, locked until they are, or -1 */
 	bool start_after_rewrite;	/* an attempt waits for them */
 	struct queue_waiter *hold_waiters;	/* for the rewrites */
+	struct retry_state retry;	/* of its deferrals while queued */
 	struct queue_msg *prev, *next;
 };
 
@@ -105,6 +108,7 @@ struct queue {
 	struct spool_store *store;
 	struct dns_resolver *resolver;
 	struct smtp_pool *pool;		/* outbound connections */
+	struct retry_rules retry_rules;	/* "begin retry", parsed */
 	struct queue_msg *messages;
 	struct queue_stats stats;
 	bool stopping;
@@ -167,10 +171,25 @@ queue_msg_free(struct queue_msg *msg)
 	queue->stats.messages--;
 }
 
+static void queue_msg_notify(struct queue_msg *msg, bool attempted);
+
 static void
 queue_attempt_cb(void *arg)
 {
-	attempt_start(arg);
+	struct queue_msg *msg = arg;
+	struct queue *queue = msg->queue;
+	char id[MSGID_SIZE];
+
+	strlcpy_s(id, msg->id, sizeof(id));
+	attempt_start(msg);	/* may free msg */
+	if ((msg = queue_find(queue, id)) == NULL || msg->start_after_rewrite)
+		return;
+	/* A forced attempt that had to wait for a -H rewrite has now run or
+	 * been refused: its flags are spent, and if it did not start, those
+	 * waiting for it are told. */
+	msg->force = 0;
+	if (msg->attempt == NULL)
+		queue_msg_notify(msg, false);
 }
 
 static void
@@ -186,12 +205,19 @@ queue_new(struct event_base *base, const struct config *config,
     struct spool_store *store, struct dns_resolver *resolver)
 {
 	struct queue *queue = xcalloc(1, sizeof(*queue));
+	char *error = NULL;
 
 	queue->base = base;
 	queue->config = config;
 	queue->store = store;
 	queue->resolver = resolver;
 	queue->pool = smtp_pool_new(base, config, resolver);
+	if (retry_rules_parse(config, &queue->retry_rules, &error) < 0) {
+		/* sluice -brt reports the same error with its file and line. */
+		log_write(LOG_MAIN | LOG_PANIC, NULL, "retry rules ignored, "
+		    "deferred messages are retried every 15 minutes: %s", error);
+		free(error);
+	}
 	return queue;
 }
 
@@ -207,6 +233,7 @@ queue_free(struct queue *queue)
 		queue_msg_free(queue->messages);
 	clock_timer_free(queue->drain_timer);
 	smtp_pool_free(queue->pool);
+	retry_rules_free(&queue->retry_rules);
 	free(queue);
 }
 
@@ -277,6 +304,105 @@ attempt_undelivered(const struct attempt *a)
 	return n;
 }
 
+/*
+ * Describes the last result for address as a retry rule's error
+ * selector sees it ("refused", "timeout_connect", "rcpt_451", ...). A
+ * failure with no selector of its own matches only "*" rules.
+ */
+static void
+attempt_retry_error(const struct attempt *a, const char *address,
+    struct retry_error *out, const char **host_name)
+{
+	const struct smtp_rcpt_result *rcpt = NULL;
+
+	memset(out, 0, sizeof(*out));
+	*host_name = NULL;
+	for (size_t i = 0; i < a->group_count && rcpt == NULL; i++) {
+		const struct smtp_result *r = a->groups[i].result;
+
+		for (size_t j = 0; r != NULL && j < r->rcpt_count; j++) {
+			if (strcmp(r->rcpts[j].address, address) == 0) {
+				rcpt = &r->rcpts[j];
+				*host_name = r->host_name;
+				break;
+			}
+		}
+	}
+	if (rcpt == NULL)
+		return;
+
+	switch (rcpt->kind) {
+	case SMTP_ERROR_CONNECT:
+		if (rcpt->error == ECONNREFUSED)
+			out->kind = RETRY_ERROR_REFUSED;
+		break;
+	case SMTP_ERROR_TIMEOUT:
+		out->kind = RETRY_ERROR_TIMEOUT;
+		out->connect = rcpt->phase == SMTP_PHASE_CONNECT;
+		break;
+	case SMTP_ERROR_CLOSED:
+		out->kind = RETRY_ERROR_LOST_CONNECTION;
+		break;
+	case SMTP_ERROR_TLS:
+	case SMTP_ERROR_TLS_REQUIRED:
+		out->kind = RETRY_ERROR_TLS_REQUIRED;
+		break;
+	case SMTP_ERROR_REPLY:
+		if (rcpt->code < 400 || rcpt->code > 499)
+			break;
+		if (rcpt->phase == SMTP_PHASE_MAIL)
+			out->kind = RETRY_ERROR_MAIL_4XX;
+		else if (rcpt->phase == SMTP_PHASE_RCPT)
+			out->kind = RETRY_ERROR_RCPT_4XX;
+		else if (rcpt->phase >= SMTP_PHASE_DATA)
+			out->kind = RETRY_ERROR_DATA_4XX;
+		snprintf(out->code, sizeof(out->code), "%d", rcpt->code);
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * Records a deferral of the message and returns the delay before its
+ * next attempt, in microseconds. The first retry rule for its first
+ * undelivered recipient and the failure of that recipient sets the
+ * delay, from the message's deferrals since it was queued. Like Exim,
+ * the rule is looked up for the recipient address and for the name of
+ * the host tried. Without rules the delay is QUEUE_RETRY_INTERVAL_USEC.
+ */
+static uint64_t
+attempt_retry_delay(struct attempt *a)
+{
+	struct queue_msg *msg = a->msg;
+	const struct retry_rule *rule = NULL;
+	const char *sender = a->header->sender;
+	time_t now = clock_now();
+
+	for (size_t i = 0; i < a->header->recipients_count; i++) {
+		const char *address = a->header->recipients[i].address;
+		struct retry_error failure;
+		const char *host_name;
+
+		if (spool_header_is_delivered(a->header, address))
+			continue;
+		attempt_retry_error(a, address, &failure, &host_name);
+		rule = retry_rules_find(&msg->queue->retry_rules, address,
+		    host_name, &failure, sender != NULL ? sender : "");
+		break;
+	}
+	if (rule == NULL)
+		return QUEUE_RETRY_INTERVAL_USEC;
+
+	/* NOTE: a message past its final cutoff keeps being retried, at
+	 * retry_interval_max, because bounces do not exist yet. */
+	retry_state_update(&msg->retry, rule, now, RETRY_INTERVAL_MAX_DEFAULT,
+	    (uint32_t)random());
+	if (msg->retry.next_try <= now)
+		return 1000000;
+	return (uint64_t)(msg->retry.next_try - now) * 1000000;
+}
+
 static void
 attempt_free(struct attempt *a)
 {
@@ -325,7 +451,10 @@ attempt_end(struct attempt *a)
 	 * retry until an operator thaws it. Logged, as Exim does, before
 	 * the -H file records it. */
 	bool frozen = !complete && !a->abandoned && a->header->frozen;
+	uint64_t retry_delay = QUEUE_RETRY_INTERVAL_USEC;
 
+	if (!complete && !frozen && !a->abandoned)
+		retry_delay = attempt_retry_delay(a);
 	if (frozen)
 		log_write(LOG_MAIN, msg->id, "Frozen");
 
@@ -362,7 +491,7 @@ attempt_end(struct attempt *a)
 	attempt_free(a);
 	queue->stats.attempts_running--;
 	if (!complete && !frozen)
-		queue_schedule(msg, QUEUE_RETRY_INTERVAL_USEC);
+		queue_schedule(msg, retry_delay);
 	/* For a completed message those waiting hear of it once its files
 	 * are gone, so that a listing after "exim -M" no longer shows it. */
 	if (!complete)
@@ -1081,14 +1210,21 @@ attempt_pass_frozen(struct queue_msg *msg, struct attempt *a)
 static void
 queue_msg_attempt_ended(struct queue_msg *msg)
 {
+	msg->attempts_ended++;
+	queue_msg_notify(msg, true);
+}
+
+/* Tells and forgets those waiting for an attempt of msg. */
+static void
+queue_msg_notify(struct queue_msg *msg, bool attempted)
+{
 	struct queue_waiter *w = msg->waiters;
 
-	msg->attempts_ended++;
 	msg->waiters = NULL;
 	while (w != NULL) {
 		struct queue_waiter *next = w->next;
 
-		w->done(w->arg, msg->id, true);
+		w->done(w->arg, msg->id, attempted);
 		free(w);
 		w = next;
 	}
@@ -1118,11 +1254,12 @@ queue_force(struct queue *queue, const char *id, unsigned flags,
 	if (msg->attempt == NULL) {
 		msg->force = flags;
 		attempt_start(msg);	/* may free msg */
-		if ((msg = queue_find(queue, id)) != NULL)
+		if ((msg = queue_find(queue, id)) != NULL &&
+		    !msg->start_after_rewrite)
 			msg->force = 0;
 	}
-	if (msg != NULL && msg->attempt != NULL) {
-		/* Running, either started here or already before. */
+	if (msg != NULL && (msg->attempt != NULL || msg->start_after_rewrite)) {
+		/* Running, or starting once the last -H rewrite is on disk. */
 		struct queue_waiter *w = xcalloc(1, sizeof(*w));
 
 		w->done = done;

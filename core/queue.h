@@ -27,7 +27,8 @@ struct spool_store;
 struct dns_resolver;
 struct queue;
 
-/* NOTE: a fixed interval until retry rules are implemented. */
+/* The retry interval when no "begin retry" rule applies, and after a
+ * message was found locked by another process. */
 #define QUEUE_RETRY_INTERVAL_USEC	(15ULL * 60 * 1000000)
 /* How long a stopping daemon lets running deliveries finish before it
  * abandons them; an abandoned recipient stays queued. */

@@ -44,11 +44,14 @@ receive_received_field(const struct config *config,
     const struct receive_message *m)
 {
 	char date[RECEIVE_DATE_SIZE];
-	char *from, *envelope, *recipient, *field;
+	char *from, *envelope, *recipient, *tls, *field;
 
 	/* Exim's $sender_rcvhost: the verified name first when there is
 	 * one, the HELO name only where it adds something. */
-	if (m->host_ip == NULL)
+	if (m->host_ip == NULL && m->local && m->login != NULL &&
+	    m->login[0] != '\0')
+		from = xasprintf("from %s ", m->login);	/* Exim's sender_ident */
+	else if (m->host_ip == NULL)
 		from = xstrdup("");
 	else if (m->host_name != NULL && m->helo != NULL &&
 	    strcasecmp(m->host_name, m->helo) != 0)
@@ -65,11 +68,17 @@ receive_received_field(const struct config *config,
 	    xasprintf("\t(envelope-from <%s>)\n", m->sender) : xstrdup("");
 	recipient = m->recipient_count == 1 ?
 	    xasprintf("\n\tfor %s", m->recipients[0]) : xstrdup("");
+	/* Exim's default adds " (version) tls cipher" and a new line
+	 * after "with protocol ", hence the two spaces. */
+	tls = m->tls_version != NULL && m->tls_standard != NULL ?
+	    xasprintf(" (%s) tls %s\n\t", m->tls_version, m->tls_standard) :
+	    xstrdup("");
 	receive_format_date(&m->completed, date);
 
-	field = xasprintf("Received: %sby %s with %s (sluice %s)\n%s\tid %s%s;"
-	    "\n\t%s\n", from, config->primary_hostname, m->protocol,
+	field = xasprintf("Received: %sby %s with %s %s(sluice %s)\n%s\tid "
+	    "%s%s;\n\t%s\n", from, config->primary_hostname, m->protocol, tls,
 	    PACKAGE_VERSION, envelope, m->id, recipient, date);
+	free(tls);
 	free(from);
 	free(envelope);
 	free(recipient);
@@ -198,6 +207,12 @@ receive_build_header(const struct config *config,
 		h->interface_port = m->interface_port;
 	}
 	h->received_protocol = xstrdup(m->protocol);
+	if (m->auth_id != NULL) {
+		/* Exim's -host_auth names the driver, which for PLAIN and
+		 * LOGIN is "plaintext". */
+		h->host_auth = xstrdup("plaintext");
+		h->auth_id = xstrdup(m->auth_id);
+	}
 	h->body_linecount = m->body_lines > INT32_MAX ? INT32_MAX :
 	    (int)m->body_lines;
 	h->max_received_linelength = m->max_line_len > INT32_MAX ? INT32_MAX :
@@ -291,6 +306,10 @@ receive_log_arrival(const struct receive_message *m,
 	a.interface_port = m->interface_port;
 	a.ident = m->host_ip == NULL ? m->login : NULL;
 	a.protocol = m->protocol;
+	a.tls.cipher = m->tls_cipher;
+	a.authenticator = m->authenticator;
+	a.auth_id = m->auth_id;
+	a.chunking = m->chunking;
 	a.size = receive_message_size(h, m->body_size);
 	a.receive_usec = (int64_t)(m->completed.tv_sec - m->received.tv_sec) *
 	    1000000 + (m->completed.tv_usec - m->received.tv_usec);

@@ -51,6 +51,17 @@ struct receive_message {
 	const char *interface_ip;	/* the local end of the connection */
 	int interface_port;
 	const char *protocol;		/* "esmtp", "smtp", "local", ... */
+	/* The TLS session, or all NULL in clear: X= on the <= line
+	 * ("TLS1.3:TLS_AES_256_GCM_SHA384:256"), and the version and the
+	 * cipher's standard name for the Received: field. */
+	const char *tls_cipher;
+	const char *tls_version;
+	const char *tls_standard;
+	/* AUTH: A=authenticator:auth_id, and -auth_id in -H; NULL for
+	 * none. */
+	const char *authenticator;
+	const char *auth_id;
+	bool chunking;			/* K on the <= line: BDAT was used */
 
 	/* Login, uid and gid of the spool files' writer, for line 2 of -H. */
 	const char *login;

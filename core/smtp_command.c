@@ -24,13 +24,15 @@
 #include "smtp_policy.h"
 #include "smtp_server_private.h"
 #include "spool_header.h"
+#include "tls_server.h"
 #include "util.h"
 
 /* Parsed arguments, passed from a check function to its proceed
  * function. */
 struct smtp_command_args {
 	struct address_path path;
-	uint64_t size;			/* MAIL SIZE=, 0 if absent */
+	uint64_t size;			/* MAIL SIZE= or the BDAT chunk size */
+	bool last;			/* BDAT ... LAST */
 };
 
 struct smtp_command {
@@ -60,6 +62,9 @@ smtp_command_line_max(const struct smtp_session *s)
 {
 	if (!s->esmtp)
 		return SMTP_LINE_MAX;
+	/* RFC 4954 section 4: AUTH lines carry base64 and may be longer. */
+	if (s->auth_offered)
+		return SMTP_LINE_HARD_MAX;
 	return SMTP_LINE_MAX + SMTP_COMMAND_SIZE_EXTRA + SMTP_COMMAND_BODY_EXTRA;
 }
 
@@ -141,6 +146,7 @@ smtp_command_greet(struct smtp_session *s, const char *arg, bool esmtp)
 	smtp_server_tx_free(s);
 	strlcpy_s(s->helo, arg, sizeof(s->helo));
 	s->esmtp = esmtp;
+	s->auth_offered = false;
 	smtp_server_enter_state(s, SMTP_STATE_READY);
 }
 
@@ -153,6 +159,49 @@ smtp_command_proceed_helo(struct smtp_session *s, const char *arg,
 	    smtp_server.config->primary_hostname, s->helo, s->peer_ip);
 }
 
+/* True if STARTTLS may be offered to s: TLS is set up, the session is
+ * a socket not yet encrypted, and the client is in tls_advertise_hosts
+ * (a list that cannot be matched offers nothing, and is logged). */
+static bool
+smtp_command_offers_tls(struct smtp_session *s)
+{
+	const struct config *c = smtp_server.config;
+	char *error = NULL;
+	int rc;
+
+	if (!tls_server_available() || !s->is_socket || s->tls)
+		return false;
+	rc = match_hostlist(c, "tls_advertise_hosts", c->tls_advertise_hosts,
+	    (const struct sockaddr *)&s->peer, &error);
+	if (rc < 0) {
+		log_write(LOG_MAIN | LOG_PANIC, NULL, "STARTTLS not offered: %s",
+		    error);
+		free(error);
+	}
+	return rc == 1;
+}
+
+/* True if CHUNKING may be offered to s: the client is in
+ * chunking_advertise_hosts (a list that cannot be matched offers
+ * nothing, and is logged). */
+static bool
+smtp_command_offers_chunking(struct smtp_session *s)
+{
+	const struct config *c = smtp_server.config;
+	char *error = NULL;
+	int rc;
+
+	rc = match_hostlist(c, "chunking_advertise_hosts",
+	    c->chunking_advertise_hosts, (const struct sockaddr *)&s->peer,
+	    &error);
+	if (rc < 0) {
+		log_write(LOG_MAIN | LOG_PANIC, NULL, "CHUNKING not offered: %s",
+		    error);
+		free(error);
+	}
+	return rc == 1;
+}
+
 /* Keywords in Exim's order of emission, HELP last. */
 static void
 smtp_command_proceed_ehlo(struct smtp_session *s, const char *arg,
@@ -162,14 +211,92 @@ smtp_command_proceed_ehlo(struct smtp_session *s, const char *arg,
 	char size[32] = "";
 
 	smtp_command_greet(s, arg, true);
+	s->tls_offered = smtp_command_offers_tls(s);
+	s->auth_offered = smtp_auth_offers(s);
+	s->chunking_offered = smtp_command_offers_chunking(s);
 	if (limit > 0)
 		snprintf(size, sizeof(size), " %lld", (long long)limit);
 	smtp_server_replyf(s, "250-%s Hello %s [%s]\r\n"
 	    "250-SIZE%s\r\n"
 	    "250-8BITMIME\r\n"
 	    "250-PIPELINING\r\n"
+	    "%s%s%s"
 	    "250 HELP",
-	    smtp_server.config->primary_hostname, s->helo, s->peer_ip, size);
+	    smtp_server.config->primary_hostname, s->helo, s->peer_ip, size,
+	    s->auth_offered ? "250-AUTH PLAIN LOGIN\r\n" : "",
+	    s->chunking_offered ? "250-CHUNKING\r\n" : "",
+	    s->tls_offered ? "250-STARTTLS\r\n" : "");
+}
+
+/* STARTTLS (RFC 3207) */
+
+static bool
+smtp_command_check_starttls(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	if (arg[0] != '\0') {
+		smtp_server_error(s, SMTP_ERROR_SYNTAX,
+		    "501 STARTTLS takes no argument");
+		return false;
+	}
+	if (!s->tls_offered || s->tls) {
+		smtp_server_error(s, SMTP_ERROR_SYNTAX,
+		    "503 STARTTLS command used when not advertised");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Replies 220 and starts the handshake. The session goes back to the
+ * state before EHLO (RFC 3207 section 4.2): the client must greet again,
+ * and nothing it sent in clear counts, pipelined input included.
+ */
+static void
+smtp_command_proceed_starttls(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	char *error = NULL;
+	SSL *ssl = tls_server_session_new(&error);
+
+	if (ssl == NULL) {
+		log_write(LOG_MAIN | LOG_PANIC, NULL, "STARTTLS from [%s] "
+		    "refused: %s", s->peer_ip, error);
+		free(error);
+		smtp_server_reply(s, "454 TLS currently unavailable");
+		return;
+	}
+	smtp_server_reply(s, "220 TLS go ahead");
+	smtp_server_tx_free(s);
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	s->tls_offered = false;
+	s->auth_offered = false;
+	smtp_server_enter_state(s, SMTP_STATE_CONNECTED);
+	smtp_server_start_tls(s, ssl);
+}
+
+static const char *
+smtp_command_starttls_sequence(const struct smtp_session *s)
+{
+	return "503 STARTTLS not permitted during a mail transaction";
+}
+
+/* AUTH (RFC 4954): the exchange is in smtp_auth.c. */
+
+static const char *
+smtp_command_auth_sequence(const struct smtp_session *s)
+{
+	if (s->state == SMTP_STATE_CONNECTED)
+		return "503 AUTH command used when not advertised";
+	return "503 AUTH not permitted during a mail transaction";
+}
+
+static void
+smtp_command_proceed_auth(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	smtp_auth_command(s, arg);
 }
 
 /* MAIL FROM */
@@ -221,6 +348,11 @@ smtp_command_check_mail(struct smtp_session *s, const char *arg,
 				return false;
 			}
 			args->size = size;
+		} else if ((s->auth_offered || s->auth_id[0] != '\0') &&
+		    strcasecmp(keyword, "AUTH") == 0) {
+			/* RFC 4954 section 5: the submitter's identity, which
+			 * is not trusted, so it is accepted and not kept. */
+			continue;
 		} else if (s->esmtp && strcasecmp(keyword, "BODY") == 0) {
 			if (strcasecmp(value, "7BIT") != 0 &&
 			    strcasecmp(value, "8BITMIME") != 0) {
@@ -323,6 +455,10 @@ smtp_command_relay_allowed(struct smtp_session *s, const char *domain,
 		    &error);
 		smtp_command_trace_match("host", "relay_from_hosts", rc, matched);
 	}
+	if (rc == 0 && s->auth_id[0] != '\0') {
+		smtp_server_trace("authenticated as %s: relay allowed", s->auth_id);
+		rc = 1;
+	}
 	if (rc < 0) {
 		log_write(LOG_MAIN | LOG_PANIC, NULL, "relay check failed: %s",
 		    error);
@@ -400,6 +536,11 @@ smtp_command_check_rcpt(struct smtp_session *s, const char *arg,
 	bool local;
 	int rc, policy;
 
+	if (s->tx->chunking) {
+		smtp_server_error(s, SMTP_ERROR_SYNTAX,
+		    "503 RCPT not permitted after BDAT");
+		return false;
+	}
 	if (address_parse_path(arg, ADDRESS_RECIPIENT, c->allow_domain_literals,
 	    &args->path, &error) < 0) {
 		snprintf(reply, sizeof(reply), "501 <%s>: %s",
@@ -505,8 +646,99 @@ static bool
 smtp_command_check_data(struct smtp_session *s, const char *arg,
     struct smtp_command_args *args)
 {
+	if (s->tx->chunking) {
+		smtp_server_error(s, SMTP_ERROR_SYNTAX,
+		    "503 DATA not permitted after BDAT");
+		return false;
+	}
 	return smtp_command_check_no_arg(s, arg, args) &&
 	    smtp_policy_check_data(s);
+}
+
+/* BDAT (RFC 3030) */
+
+/* Replies with reply to a BDAT whose chunk is then read and dropped, so
+ * that its bytes are not taken for commands. */
+static void
+smtp_command_reject_bdat(struct smtp_session *s, uint64_t size,
+    const char *reply)
+{
+	smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
+	if (s->state == SMTP_STATE_CLOSING)
+		return;
+	s->bdat_size = size;
+	s->bdat_remaining = size;
+	s->bdat_discard = size > 0;
+}
+
+static bool
+smtp_command_check_bdat(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	char number[24];
+	size_t len = strcspn(arg, " ");
+	unsigned long long size;
+	const char *rest = arg + len;
+
+	while (*rest == ' ')
+		rest++;
+	if (len == 0 || len >= sizeof(number)) {
+		smtp_server_error(s, SMTP_ERROR_SYNTAX,
+		    "501 syntax: BDAT <size> [LAST]");
+		return false;
+	}
+	memcpy(number, arg, len);
+	number[len] = '\0';
+	if (parse_uint(number, UINT64_MAX, &size) < 0 ||
+	    (rest[0] != '\0' && strcasecmp(rest, "LAST") != 0)) {
+		smtp_server_error(s, SMTP_ERROR_SYNTAX,
+		    "501 syntax: BDAT <size> [LAST]");
+		return false;
+	}
+	args->size = size;
+	args->last = rest[0] != '\0';
+
+	/* From here on the size is known, so a rejected chunk is still
+	 * read (RFC 3030 section 2). */
+	if (!s->chunking_offered) {
+		smtp_command_reject_bdat(s, size,
+		    "503 BDAT command used when CHUNKING not advertised");
+		return false;
+	}
+	if (s->state != SMTP_STATE_RCPT) {
+		smtp_command_reject_bdat(s, size, s->state == SMTP_STATE_MAIL ?
+		    "503 valid RCPT command must precede BDAT" :
+		    "503 sender not yet given");
+		return false;
+	}
+	return true;
+}
+
+static void
+smtp_command_proceed_bdat(struct smtp_session *s, const char *arg,
+    struct smtp_command_args *args)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (!tx->chunking) {
+		/* The first chunk starts the message as DATA would; a
+		 * refusal has its reply, and the chunk is dropped. */
+		if (!smtp_policy_check_data(s) || smtp_message_begin(s) < 0) {
+			s->bdat_size = args->size;
+			s->bdat_remaining = args->size;
+			s->bdat_discard = args->size > 0;
+			return;
+		}
+		tx->chunking = true;
+	} else {
+		smtp_server_enter_state(s, SMTP_STATE_DATA);
+	}
+	s->bdat_size = args->size;
+	s->bdat_remaining = args->size;
+	s->bdat_last = args->last;
+	s->bdat_discard = false;
+	if (args->size == 0)
+		smtp_message_chunk_done(s);
 }
 
 static void
@@ -594,12 +826,19 @@ static const struct smtp_command smtp_commands[] = {
 	{ "DATA", "DATA", false, SMTP_STATE_BIT(SMTP_STATE_RCPT),
 	    smtp_command_data_sequence,
 	    smtp_command_check_data, smtp_command_proceed_data },
+	{ "BDAT", "BDAT", false, STATES_COMMAND, NULL,
+	    smtp_command_check_bdat, smtp_command_proceed_bdat },
 	{ "RSET", "RSET", false, STATES_COMMAND, NULL,
 	    smtp_command_check_no_arg, smtp_command_proceed_rset },
 	{ "NOOP", "NOOP", false, STATES_COMMAND, NULL,
 	    NULL, smtp_command_proceed_noop },
 	{ "QUIT", "QUIT", false, STATES_COMMAND, NULL,
 	    smtp_command_check_no_arg, smtp_command_proceed_quit },
+	{ "AUTH", "AUTH", false, SMTP_STATE_BIT(SMTP_STATE_READY),
+	    smtp_command_auth_sequence, NULL, smtp_command_proceed_auth },
+	{ "STARTTLS", "STARTTLS", false, SMTP_STATE_BIT(SMTP_STATE_CONNECTED) |
+	    SMTP_STATE_BIT(SMTP_STATE_READY), smtp_command_starttls_sequence,
+	    smtp_command_check_starttls, smtp_command_proceed_starttls },
 	{ "VRFY", "VRFY", false, STATES_COMMAND, NULL,
 	    smtp_command_check_vrfy, smtp_command_proceed_vrfy },
 	{ "HELP", "HELP", false, STATES_COMMAND, NULL,

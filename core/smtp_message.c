@@ -204,7 +204,23 @@ smtp_message_describe(struct smtp_session *s, struct receive_message *m)
 	m->host_port = s->peer_port;
 	m->interface_ip = s->local_ip[0] != '\0' ? s->local_ip : NULL;
 	m->interface_port = s->local_port;
-	m->protocol = s->esmtp ? "esmtp" : "smtp";
+	/* Exim's names: "s" for TLS, "a" for AUTH, in that order. */
+	if (!s->esmtp)
+		m->protocol = s->tls ? "smtps" : "smtp";
+	else if (s->auth_id[0] != '\0')
+		m->protocol = s->tls ? "esmtpsa" : "esmtpa";
+	else
+		m->protocol = s->tls ? "esmtps" : "esmtp";
+	m->chunking = tx->chunking;
+	if (s->auth_id[0] != '\0') {
+		m->authenticator = s->authenticator;
+		m->auth_id = s->auth_id;
+	}
+	if (s->tls) {
+		m->tls_cipher = s->tls_cipher;
+		m->tls_version = s->tls_version;
+		m->tls_standard = s->tls_standard;
+	}
 	m->login = smtp_server.login;
 	m->uid = smtp_server.uid;
 	m->gid = smtp_server.gid;
@@ -435,6 +451,41 @@ smtp_message_end(struct smtp_session *s)
 	spool_store_commit(smtp_server.store, data, header, len,
 	    smtp_message_commit_cb, s);
 	free(header);
+}
+
+void
+smtp_message_chunk(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec chunk;
+	size_t n;
+
+	if (evbuffer_peek(in, -1, NULL, &chunk, 1) < 1)
+		return;
+	n = chunk.iov_len < s->bdat_remaining ? chunk.iov_len :
+	    (size_t)s->bdat_remaining;
+	if (!s->bdat_discard && s->tx != NULL)
+		smtp_data_feed_chunk(&s->tx->reader, chunk.iov_base, n);
+	evbuffer_drain(in, n);
+	s->bdat_remaining -= n;
+	if (s->bdat_remaining == 0)
+		smtp_message_chunk_done(s);
+}
+
+void
+smtp_message_chunk_done(struct smtp_session *s)
+{
+	if (s->bdat_discard) {
+		s->bdat_discard = false;
+		return;
+	}
+	if (s->bdat_last) {
+		smtp_data_finish_chunks(&s->tx->reader);
+		smtp_message_end(s);
+		return;
+	}
+	smtp_server_enter_state(s, SMTP_STATE_RCPT);
+	smtp_server_replyf(s, "250 %llu byte chunk received",
+	    (unsigned long long)s->bdat_size);
 }
 
 void

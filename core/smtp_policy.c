@@ -5,17 +5,20 @@
  * A policy's reject or defer is logged to rejectlog and mainlog as
  * Exim logs an ACL's: "H=... F=<...> rejected RCPT <...>: text", with
  * "temporarily rejected" for 4xx. A handler that failed is logged by
- * the policy engine, and the client gets 451.
+ * the policy engine, and the client gets 451. A recipient in the
+ * suppression table (sluice.suppress) gets 550 with its reason.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "log_line.h"
 #include "policy.h"
+#include "policy_tables.h"
 #include "receive.h"
 #include "smtp_policy.h"
 #include "smtp_server_private.h"
 #include "spool_header.h"
+#include "util.h"
 
 #define SMTP_POLICY_FAILED_REPLY \
 	"451 Temporary local problem - please try later"
@@ -176,7 +179,18 @@ smtp_policy_check_rcpt(struct smtp_session *s, const char *rcpt)
 	struct policy_conn conn;
 	struct policy_tx tx;
 	struct policy_verdict v;
+	const char *reason;
 
+	/* A suppressed recipient is rejected with or without a policy
+	 * script, and before its rcpt handler runs. */
+	if ((reason = policy_suppress_check(rcpt)) != NULL) {
+		v.action = POLICY_REJECT;
+		v.code = 550;
+		strlcpy_s(v.text, reason, sizeof(v.text));
+		smtp_policy_trace(s, "suppress", &v);
+		smtp_policy_answer(s, &v, "RCPT", rcpt);
+		return -1;
+	}
 	policy_refresh(&s->policy, false);
 	if (s->policy == NULL)
 		return 0;

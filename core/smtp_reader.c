@@ -359,3 +359,39 @@ smtp_data_feed(struct smtp_data_reader *reader, const char *buf, size_t len)
 	data_flush(reader);
 	return i;
 }
+
+void
+smtp_data_feed_chunk(struct smtp_data_reader *reader, const char *buf,
+    size_t len)
+{
+	SLUICE_ASSERT(!reader->done);
+	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+
+		if (reader->chunk_cr) {
+			reader->chunk_cr = false;
+			if (c == '\n') {
+				data_put(reader, '\n');
+				continue;
+			}
+			data_put(reader, '\r');	/* a bare CR is content */
+		}
+		if (c == '\r')
+			reader->chunk_cr = true;
+		else
+			data_put(reader, c);
+	}
+	data_flush(reader);
+}
+
+void
+smtp_data_finish_chunks(struct smtp_data_reader *reader)
+{
+	SLUICE_ASSERT(!reader->done);
+	if (reader->chunk_cr) {
+		reader->chunk_cr = false;
+		data_put(reader, '\r');
+	}
+	data_flush(reader);
+	reader->done = true;
+}

@@ -134,6 +134,7 @@ struct smtp_data_reader {
 	size_t headers_alloc;
 	char stage[SMTP_DATA_STAGE_SIZE];
 	size_t stage_len;
+	bool chunk_cr;			/* a BDAT chunk ended in CR */
 };
 
 /* Prepares reader for one message with the default bounds; the caller
@@ -148,6 +149,17 @@ void smtp_data_init(struct smtp_data_reader *reader);
  */
 size_t smtp_data_feed(struct smtp_data_reader *reader, const char *buf,
     size_t len);
+
+/*
+ * Reads BDAT chunk bytes (RFC 3030) from buf[0..len): no dot-stuffing
+ * and no end marker, CRLF becoming LF as in DATA, a CRLF split across
+ * two chunks included. Consumes all of buf.
+ */
+void smtp_data_feed_chunk(struct smtp_data_reader *reader, const char *buf,
+    size_t len);
+
+/* Ends chunked content after the LAST chunk and sets done. */
+void smtp_data_finish_chunks(struct smtp_data_reader *reader);
 
 /* Frees what the reader holds; it may be initialised again. */
 void smtp_data_free(struct smtp_data_reader *reader);

@@ -19,6 +19,11 @@
  * bytes of the line trickle in; message data resets smtp_receive_timeout
  * with every block read; smtp_max_session_time bounds the whole session.
  *
+ * TLS: STARTTLS and tls_on_connect_ports put an OpenSSL filter
+ * bufferevent (tls_server.c) between the session and its socket; s->bev
+ * is then the filter. Input also pauses while an AUTH password check
+ * runs (smtp_auth.c), and BDAT chunks are read by byte count, not lines.
+ *
  * Lifetime: a session is reference-counted. The connection holds one
  * reference and a commit in flight holds another. smtp_server_process()
  * holds one while it handles input, because a command may close the
@@ -40,7 +45,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "clock.h"
 #include "log.h"
@@ -50,11 +58,13 @@
 #include "smtp_policy.h"
 #include "smtp_server_private.h"
 #include "spool_store.h"
+#include "tls_server.h"
 #include "util.h"
 
 struct smtp_server_globals smtp_server;
 
 static struct event_base *server_base;
+static bool server_initialised;	/* smtp_server_init() succeeded once */
 static struct smtp_session *sessions;
 static size_t session_count;
 static uint64_t session_serial;
@@ -256,11 +266,22 @@ smtp_server_drain_socket(struct smtp_session *s)
 		total += (size_t)n;
 }
 
+static void smtp_server_tls_flushed_cb(struct evbuffer *buf,
+    const struct evbuffer_cb_info *info, void *arg);
+
 void
 smtp_server_close(struct smtp_session *s)
 {
+	struct bufferevent *under;
+
 	if (s->bev == NULL)
 		return;
+	if (s->tls_flush_wait &&
+	    (under = bufferevent_get_underlying(s->bev)) != NULL)
+		evbuffer_remove_cb(bufferevent_get_output(under),
+		    smtp_server_tls_flushed_cb, s);
+	s->tls_flush_wait = false;
+	smtp_auth_session_close(s);
 	smtp_server_drain_socket(s);
 	bufferevent_free(s->bev);
 	s->bev = NULL;
@@ -362,8 +383,17 @@ static void
 smtp_server_line(struct smtp_session *s, enum smtp_line_status status,
     const char *line)
 {
+	/* A framing error ends an AUTH exchange. */
+	if (status != SMTP_LINE_OK && status != SMTP_LINE_NONE)
+		s->auth_step = SMTP_AUTH_STEP_NONE;
 	switch (status) {
 	case SMTP_LINE_OK:
+		/* An AUTH response is a secret, never named in logs. */
+		if (s->auth_step != SMTP_AUTH_STEP_NONE) {
+			s->command = "(AUTH response)";
+			smtp_auth_line(s, line);
+			break;
+		}
 		s->command = line;
 		smtp_command_dispatch(s, line);
 		break;
@@ -408,9 +438,10 @@ smtp_server_process(struct smtp_session *s)
 		enum smtp_line_status status;
 		size_t avail, max, want, len, consumed;
 		const char *p;
+		bool secret;
 
 		if (s->state == SMTP_STATE_COMMIT ||
-		    s->state == SMTP_STATE_CLOSING)
+		    s->state == SMTP_STATE_CLOSING || s->auth_busy)
 			break;
 		if (evbuffer_get_length(out) > SMTP_SERVER_OUTPUT_MAX) {
 			s->output_blocked = true;
@@ -418,6 +449,10 @@ smtp_server_process(struct smtp_session *s)
 		}
 		if ((avail = evbuffer_get_length(in)) == 0)
 			break;
+		if (s->bdat_remaining > 0) {
+			smtp_message_chunk(s, in);
+			continue;
+		}
 		if (s->state == SMTP_STATE_DATA) {
 			smtp_message_feed(s, in);
 			continue;
@@ -444,7 +479,10 @@ smtp_server_process(struct smtp_session *s)
 				break;
 			continue;
 		}
+		secret = s->auth_step != SMTP_AUTH_STEP_NONE;
 		smtp_server_line(s, status, line);
+		if (secret)
+			explicit_bzero(line, sizeof(line));
 	}
 
 	/* During shutdown an idle session gets its 421 at once. */
@@ -486,12 +524,67 @@ smtp_server_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
+smtp_server_tls_close_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_server_close(s);
+	smtp_server_unref(s);	/* the callback's reference; s may be gone */
+}
+
+/* The socket's output buffer under a TLS filter changed: once it is
+ * empty the last reply is out, and the session closes from the loop
+ * (not from inside the buffer's own callback). */
+static void
+smtp_server_tls_flushed_cb(struct evbuffer *buf,
+    const struct evbuffer_cb_info *info, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct timeval now = { 0, 0 };
+
+	if (!s->tls_flush_wait || evbuffer_get_length(buf) > 0)
+		return;
+	s->tls_flush_wait = false;
+	evbuffer_remove_cb(buf, smtp_server_tls_flushed_cb, s);
+	smtp_server_ref(s);
+	if (event_base_once(server_base, -1, EV_TIMEOUT,
+	    smtp_server_tls_close_cb, s, &now) < 0)
+		fatalx("cannot schedule the close of an SMTP connection");
+}
+
+/*
+ * A TLS filter hands its output to the socket's bufferevent, so the
+ * filter's output being empty does not mean the client has the bytes.
+ * Returns true if some are still buffered below; s then closes once
+ * they are written (the closing timeout bounds the wait).
+ */
+static bool
+smtp_server_tls_output_pending(struct smtp_session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	struct evbuffer *out;
+
+	if (under == NULL)
+		return false;
+	out = bufferevent_get_output(under);
+	if (evbuffer_get_length(out) == 0)
+		return false;
+	if (!s->tls_flush_wait) {
+		s->tls_flush_wait = true;
+		evbuffer_add_cb(out, smtp_server_tls_flushed_cb, s);
+	}
+	return true;
+}
+
+static void
 smtp_server_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
 	s->greeted = true;
 	if (s->state == SMTP_STATE_CLOSING) {
+		if (smtp_server_tls_output_pending(s))
+			return;
 		smtp_server_close(s);	/* s may be gone */
 		return;
 	}
@@ -499,6 +592,37 @@ smtp_server_write_cb(struct bufferevent *bev, void *arg)
 		s->output_blocked = false;
 		smtp_server_process(s);
 	}
+}
+
+/* The TLS handshake ended: note the session's parameters, or log why
+ * it failed (Exim's wording, which log scanners match). Returns false
+ * when it failed. */
+static bool
+smtp_server_tls_event(struct smtp_session *s, short what)
+{
+	char host[SMTP_SERVER_HOST_TEXT_SIZE];
+	char reason[256];
+	unsigned long code;
+
+	s->tls_handshaking = false;
+	if ((what & BEV_EVENT_CONNECTED) != 0) {
+		tls_server_describe(bufferevent_openssl_get_ssl(s->bev),
+		    s->tls_cipher, s->tls_version, s->tls_standard);
+		s->tls = true;
+		return true;
+	}
+	smtp_server_host_text(s, host, sizeof(host));
+	code = bufferevent_get_openssl_error(s->bev);
+	if (code != 0)
+		ERR_error_string_n(code, reason, sizeof(reason));
+	else if ((what & BEV_EVENT_EOF) != 0)
+		strlcpy_s(reason, "the client closed the connection", sizeof(reason));
+	else
+		strlcpy_s(reason, "the connection failed", sizeof(reason));
+	ERR_clear_error();
+	log_write(LOG_MAIN, NULL, "TLS error on connection from %s "
+	    "(SSL_accept): %s", host, reason);
+	return false;
 }
 
 static void
@@ -509,6 +633,14 @@ smtp_server_event_cb(struct bufferevent *bev, short what, void *arg)
 	char duration[32];
 	struct timeval now;
 
+	if (s->tls_handshaking) {
+		if (smtp_server_tls_event(s, what))
+			return;
+		smtp_server_close(s);	/* s may be gone */
+		return;
+	}
+	if ((what & BEV_EVENT_CONNECTED) != 0)
+		return;
 	smtp_server_host_text(s, host, sizeof(host));
 	switch (s->state) {
 	case SMTP_STATE_CLOSING:
@@ -538,6 +670,26 @@ smtp_server_event_cb(struct bufferevent *bev, short what, void *arg)
 	smtp_server_close(s);	/* s may be gone */
 }
 
+void
+smtp_server_start_tls(struct smtp_session *s, SSL *ssl)
+{
+	struct bufferevent *filter;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+	memset(&s->line_reader, 0, sizeof(s->line_reader));
+	filter = bufferevent_openssl_filter_new(server_base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (filter == NULL)
+		fatalx("cannot create a TLS bufferevent for an SMTP connection");
+	s->bev = filter;
+	s->tls_handshaking = true;
+	bufferevent_setcb(filter, smtp_server_read_cb, smtp_server_write_cb,
+	    smtp_server_event_cb, s);
+	bufferevent_setwatermark(filter, EV_READ, 0, SMTP_SERVER_INPUT_MAX);
+	bufferevent_enable(filter, EV_READ | EV_WRITE);
+}
+
 /* Public interface */
 
 void
@@ -559,8 +711,10 @@ smtp_server_init(struct event_base *base, const struct config *config,
     struct spool_store *store, char **error)
 {
 	struct passwd *pw;
+	char *tls_error = NULL;
 
 	server_base = base;
+	smtp_server.base = base;
 	smtp_server.config = config;
 	smtp_server.store = store;
 	if (match_check_named_domainlist(config, "local_domains", error) < 0 ||
@@ -570,6 +724,21 @@ smtp_server_init(struct event_base *base, const struct config *config,
 	    match_check_hostlist(config, "smtp_reserve_hosts",
 	    config->smtp_reserve_hosts, error) < 0)
 		return -1;
+
+	/* At start a certificate that cannot be used is an error. On
+	 * reload it is logged and the TLS settings in use stay, since a
+	 * reload must not fail past its checks. */
+	if (tls_server_load(config, &tls_error) < 0) {
+		if (!server_initialised) {
+			*error = tls_error;
+			return -1;
+		}
+		log_write(LOG_MAIN | LOG_PANIC, NULL, "SIGHUP received: TLS "
+		    "settings not applied, the previous ones stay: %s",
+		    tls_error);
+		free(tls_error);
+	}
+	server_initialised = true;
 
 	/* The -H files name the user the daemon runs as, as Exim's name
 	 * its exim_user. */
@@ -675,8 +844,21 @@ smtp_server_session_start(struct bufferevent *bev, int fd,
 	if (s->is_socket && !smtp_limits_check_reserve(s))
 		return;
 
-	/* Input that is already there came before the greeting. */
-	if (s->is_socket && c->smtp_enforce_sync &&
+	/* On a tls_on_connect_ports port the client speaks first, and
+	 * the greeting waits for the handshake. */
+	if (s->is_socket && tls_server_on_connect_port(c, s->local_port)) {
+		char *error = NULL;
+		SSL *ssl = tls_server_session_new(&error);
+
+		if (ssl == NULL) {
+			log_write(LOG_MAIN | LOG_PANIC, NULL, "TLS error on "
+			    "connection from [%s]: %s", s->peer_ip, error);
+			free(error);
+			smtp_server_close(s);
+			return;
+		}
+		smtp_server_start_tls(s, ssl);
+	} else if (s->is_socket && c->smtp_enforce_sync &&
 	    (n = recv(fd, early, sizeof(early), MSG_PEEK | MSG_DONTWAIT)) > 0) {
 		smtp_limits_sync_error(s, early, (size_t)n);
 		return;

@@ -19,9 +19,11 @@
 #include "address.h"
 #include "config.h"
 #include "msgid.h"
+#include "smtp_auth.h"
 #include "smtp_reader.h"
 #include "smtp_server.h"
 #include "spool_header.h"
+#include "tls_server.h"
 #include "util.h"
 
 struct bufferevent;
@@ -66,6 +68,14 @@ enum smtp_state {
 
 #define SMTP_STATE_BIT(state)	(1u << (state))
 
+/* Where an AUTH exchange stands: the next input line is a response. */
+enum smtp_auth_step {
+	SMTP_AUTH_STEP_NONE,		/* lines are commands */
+	SMTP_AUTH_STEP_PLAIN,		/* awaiting the PLAIN response */
+	SMTP_AUTH_STEP_LOGIN_USER,	/* awaiting the LOGIN user name */
+	SMTP_AUTH_STEP_LOGIN_PASSWORD,	/* awaiting the LOGIN password */
+};
+
 /* One mail transaction: from MAIL to the end of DATA, or to RSET. */
 struct smtp_tx {
 	char sender[ADDRESS_SIZE];	/* "" for the null sender */
@@ -82,6 +92,7 @@ struct smtp_tx {
 	char *write_error;		/* why writing the -D file failed */
 	bool write_no_space;		/* it failed for lack of disk space */
 	bool recipients_over;		/* a RCPT got 452 for recipients_max */
+	bool chunking;			/* the content comes in BDAT chunks */
 	struct smtp_data_reader reader;
 	struct spool_header header;	/* what the commit writes as -H */
 };
@@ -107,6 +118,36 @@ struct smtp_session {
 
 	char helo[SMTP_SERVER_HELO_MAX + 1];	/* "" until HELO/EHLO */
 	bool esmtp;			/* EHLO was used */
+	bool tls_offered;		/* the last EHLO offered STARTTLS */
+	bool tls_handshaking;		/* bev is a TLS filter not yet up */
+	bool tls;			/* the session is encrypted */
+	bool tls_flush_wait;		/* closing once the socket's own
+					 * output buffer is empty */
+
+	/* CHUNKING (RFC 3030). */
+	bool chunking_offered;		/* the last EHLO offered CHUNKING */
+	uint64_t bdat_size;		/* size of the current chunk */
+	uint64_t bdat_remaining;	/* bytes of the current chunk unread */
+	bool bdat_last;			/* the current chunk ends the message */
+	bool bdat_discard;		/* its BDAT was rejected: the bytes are
+					 * read and dropped */
+
+	/* AUTH (smtp_auth.c). */
+	bool auth_offered;		/* the last EHLO offered AUTH */
+	bool auth_busy;			/* a check or a delay is running:
+					 * input waits */
+	enum smtp_auth_step auth_step;
+	char auth_mech[8];		/* "plain" or "login" */
+	char auth_user[SMTP_AUTH_USER_MAX + 1];	/* during an exchange */
+	char auth_id[SMTP_AUTH_USER_MAX + 1];	/* "" until authenticated */
+	const char *authenticator;	/* A=: auth_mech once authenticated */
+	unsigned auth_failures;
+	struct clock_timer *auth_timer;	/* delays a failure's reply */
+	/* Of the TLS session, for X= and the Received: field: "" unless
+	 * tls is set. */
+	char tls_cipher[TLS_SERVER_CIPHER_SIZE];
+	char tls_version[TLS_SERVER_CIPHER_SIZE];
+	char tls_standard[TLS_SERVER_CIPHER_SIZE];
 	struct smtp_line_reader line_reader;
 	unsigned syntax_errors;
 	unsigned unknown_commands;
@@ -131,6 +172,7 @@ struct smtp_session {
 /* Settings and counters shared by every session, set by
  * smtp_server_init(). */
 struct smtp_server_globals {
+	struct event_base *base;
 	const struct config *config;
 	struct spool_store *store;
 	bool shutting_down;
@@ -239,6 +281,21 @@ void smtp_limits_arm_timeout(struct smtp_session *s);
  * ran out meanwhile, replies 421, starts closing and returns true. */
 bool smtp_limits_commit_done(struct smtp_session *s);
 
+/* smtp_auth.c */
+
+/* True if AUTH may be offered to s now (see smtp_auth.c). */
+bool smtp_auth_offers(struct smtp_session *s);
+
+/* Handles "AUTH mechanism [initial-response]"; arg is what follows
+ * AUTH. The sequence (no transaction open) is already checked. */
+void smtp_auth_command(struct smtp_session *s, const char *arg);
+
+/* Handles one response line of an exchange (s->auth_step is set). */
+void smtp_auth_line(struct smtp_session *s, const char *line);
+
+/* Frees what AUTH holds for s; called when the connection closes. */
+void smtp_auth_session_close(struct smtp_session *s);
+
 /* smtp_server.c */
 
 /* Ends the transaction, removing a -D file not yet committed. */
@@ -264,6 +321,22 @@ bool smtp_message_check_space(struct smtp_session *s,
 /* Feeds buffered input to the content reader, one contiguous chunk;
  * after the final dot, rejects the message or hands it to the spool. */
 void smtp_message_feed(struct smtp_session *s, struct evbuffer *in);
+
+/*
+ * Drops the plaintext input still buffered (a client may not pipeline
+ * past STARTTLS, RFC 3207 section 4.2), puts a TLS filter that takes
+ * over ssl between the session and its socket, and starts the server
+ * side of the handshake. Replies already queued go out in clear first.
+ */
+void smtp_server_start_tls(struct smtp_session *s, SSL *ssl);
+
+/* Reads bytes of the current BDAT chunk from in, one contiguous run;
+ * at the end of the chunk calls smtp_message_chunk_done(). */
+void smtp_message_chunk(struct smtp_session *s, struct evbuffer *in);
+
+/* Ends a BDAT chunk: drops a rejected one, replies 250 to one that is
+ * not the last, and ends the message after the LAST one. */
+void smtp_message_chunk_done(struct smtp_session *s);
 
 /* Dispatches one command line (NUL-terminated, without CRLF). */
 void smtp_command_dispatch(struct smtp_session *s, const char *line);

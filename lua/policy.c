@@ -27,6 +27,7 @@
 #include "log.h"
 #include "log_line.h"
 #include "policy_private.h"
+#include "policy_tables.h"
 #include "util.h"
 
 #define POLICY_TICK_USEC	(1000 * 1000)
@@ -596,12 +597,23 @@ policy_start(struct event_base *base, const struct config *config,
     char **error)
 {
 	SLUICE_ASSERT(!policy.started);
+	if (policy_tables_configure(config->day_rollover,
+	    config->policy_table_max_entries, error) < 0)
+		return -1;
+	/* The daemon keeps the shared tables on disk; they are loaded
+	 * before the policy's top level runs. */
+	if (base != NULL && policy_tables_persist_start(base,
+	    config->spool_directory, error) < 0)
+		return -1;
 	if (config->lua_policy != NULL && config->lua_policy[0] != '\0') {
-		if (policy_budget_start(error) < 0)
+		if (policy_budget_start(error) < 0) {
+			policy_tables_persist_stop();
 			return -1;
+		}
 		if ((policy.current = policy_state_load(config, ++policy.serial,
 		    error)) == NULL) {
 			policy_budget_stop();
+			policy_tables_persist_stop();
 			return -1;
 		}
 	}
@@ -627,6 +639,11 @@ policy_reload(const struct config *config, char **error)
 		    error)) == NULL)
 			return -1;
 	}
+	if (policy_tables_configure(config->day_rollover,
+	    config->policy_table_max_entries, error) < 0) {
+		policy_state_unref(ps);
+		return -1;
+	}
 	policy_state_unref(policy.current);
 	policy.current = ps;
 	policy.config = config;
@@ -646,5 +663,6 @@ policy_stop(void)
 	policy_state_unref(policy.current);
 	policy.current = NULL;
 	policy_budget_stop();
+	policy_tables_persist_stop();
 	policy.started = false;
 }

@@ -2,7 +2,7 @@
  * policy_state.c - one LuaJIT state: its allocator with the memory cap,
  * its creation and the run of the policy file's top level, and the
  * sluice library table (sluice.on, log, config, now, hostname,
- * version).
+ * version, and the shared tables of policy_tables_lua.c).
  *
  * Every call into Lua, the set-up included, runs in protected mode, so
  * a memory error never reaches LuaJIT's panic function. A panic is
@@ -22,6 +22,7 @@
 #include "log.h"
 #include "log_line.h"
 #include "policy_private.h"
+#include "policy_tables.h"
 #include "util.h"
 
 /* Header of every block the allocator hands to LuaJIT; 32 bytes, so
@@ -309,7 +310,7 @@ policy_state_open_library(lua_State *L, struct policy_state *ps)
 		{ NULL, NULL },
 	};
 
-	lua_createtable(L, 0, 8);
+	lua_createtable(L, 0, 13);
 	for (const luaL_Reg *f = functions; f->name != NULL; f++) {
 		lua_pushcfunction(L, f->func);
 		lua_setfield(L, -2, f->name);
@@ -318,6 +319,7 @@ policy_state_open_library(lua_State *L, struct policy_state *ps)
 	lua_setfield(L, -2, "hostname");
 	lua_pushstring(L, PACKAGE_VERSION);
 	lua_setfield(L, -2, "version");
+	policy_tables_open(L);
 }
 
 /* ---- creating and loading ---- */

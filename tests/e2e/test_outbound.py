@@ -154,8 +154,11 @@ class RoutingTest(OutboundTestCase):
             "record points to local host",
             "Frozen"])
         self.wait_idle(d)
-        listing = d.run("-bp").stdout.decode()
-        self.assertIn("*** frozen ***", listing)
+        # The frozen flag reaches -H through a rewrite that may still be
+        # on its way to disk when the attempt has ended.
+        sluicetest.wait_for(
+            lambda: "*** frozen ***" in d.run("-bp").stdout.decode(),
+            sluicetest.START_TIMEOUT, "-bp to list the message as frozen")
         # A frozen message waits for an operator: no retry comes.
         d.control(f"clock advance {RETRY_INTERVAL + 1}")
         self.wait_idle(d)

@@ -308,11 +308,80 @@ other_options(void **state)
 	assert_true(o.verbose);
 	options_free(&o);
 
-	assert_error(parse_error("sluice", "someone@example.net", NULL),
-	    "sluice: reading a message to send (-bm, -t) is not supported "
-	    "yet\n");
 	assert_error(parse_error("sluice", "-bV", "extra", NULL),
 	    "sluice: unknown, malformed, or incomplete option extra\n");
+}
+
+/* The shapes in which cron, PHP, mutt and git call sendmail. */
+static void
+submission(void **state)
+{
+	struct options o;
+
+	(void)state;
+	assert_int_equal(parse(&o, "sluice", "someone@example.net", NULL), 0);
+	assert_int_equal(o.action, OPTIONS_ACTION_SUBMIT);
+	assert_true(o.dot_ends_message);
+	assert_int_equal(o.arg_count, 1);
+	options_free(&o);
+
+	assert_int_equal(parse(&o, "/usr/sbin/sendmail", "-FCronDaemon",
+	    "-i", "-odi", "-oem", "-oi", "-t", "-f", "user", NULL), 0);
+	assert_int_equal(o.action, OPTIONS_ACTION_SUBMIT);
+	assert_true(o.extract_recipients);
+	assert_false(o.dot_ends_message);
+	assert_string_equal(o.full_name, "CronDaemon");
+	assert_string_equal(o.sender, "user");
+	assert_int_equal(o.delivery_mode, 'i');
+	assert_int_equal(o.error_mode, OPTIONS_ERRORS_MAIL);
+	assert_int_equal(o.arg_count, 0);
+	options_free(&o);
+
+	/* Debian cron: -B takes a glued value; mutt ends with "--". */
+	assert_int_equal(parse(&o, "sendmail", "-i", "-B8BITMIME", "-oem",
+	    "root", NULL), 0);
+	assert_int_equal(o.arg_count, 1);
+	assert_string_equal(o.args[0], "root");
+	options_free(&o);
+	assert_int_equal(parse(&o, "sendmail", "-oem", "-oi", "-B", "8BITMIME",
+	    "--", "-odd@example.net", NULL), 0);
+	assert_int_equal(o.arg_count, 1);
+	assert_string_equal(o.args[0], "-odd@example.net");
+	options_free(&o);
+
+	assert_int_equal(parse(&o, "sendmail", "-oep", "-r", "", "a@b", NULL),
+	    0);
+	assert_int_equal(o.error_mode, OPTIONS_ERRORS_PRINT);
+	assert_string_equal(o.sender, "");
+	options_free(&o);
+
+	assert_int_equal(parse(&o, "/usr/bin/rmail", "a@b", NULL), 0);
+	assert_int_equal(o.action, OPTIONS_ACTION_SUBMIT);
+	assert_false(o.dot_ends_message);
+	assert_int_equal(o.error_mode, OPTIONS_ERRORS_MAIL_EXIT_ZERO);
+	options_free(&o);
+
+	assert_int_equal(parse(&o, "newaliases", NULL), 0);
+	assert_int_equal(o.action, OPTIONS_ACTION_ALIASES);
+	options_free(&o);
+
+	assert_error(parse_error("sendmail", "-odx", "a@b", NULL),
+	    "sluice: unknown, malformed, or incomplete option -odx\n");
+	assert_error(parse_error("sendmail", "-oez", "a@b", NULL),
+	    "sluice: unknown, malformed, or incomplete option -oez\n");
+	assert_error(parse_error("sendmail", "-f", NULL),
+	    "sluice: unknown, malformed, or incomplete option -f\n");
+	assert_int_equal(parse(&o, "sendmail", "-bs", NULL), 0);
+	assert_int_equal(o.action, OPTIONS_ACTION_SUBMIT);
+	assert_true(o.smtp_stdin);
+	options_free(&o);
+
+	assert_error(parse_error("sendmail", "-t", "-bs", NULL),
+	    "sluice: incompatible command-line options or arguments\n");
+
+	assert_error(parse_error("rsmtp", NULL),
+	    "sluice: batched SMTP on stdin (rsmtp, -bS) is not supported "
+	    "yet\n");
 }
 
 int
@@ -326,6 +395,7 @@ main(void)
 		cmocka_unit_test(recipient_and_sender_matches),
 		cmocka_unit_test(daemon_with_interval),
 		cmocka_unit_test(other_options),
+		cmocka_unit_test(submission),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
