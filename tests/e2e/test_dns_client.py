@@ -7,7 +7,6 @@ server and --local=/test/, so nothing is ever forwarded.
 """
 
 import os
-import shutil
 import socket
 import subprocess
 import unittest
@@ -37,65 +36,16 @@ RECORDS = [
 ]
 
 
-def free_udp_and_tcp_port(host):
-    """Return a port free for both UDP and TCP on host."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-            return port
-    raise AssertionError("no free port found")
-
-
-def udp_port_taken(host, port):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        try:
-            u.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 class DnsClientTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-        if not os.access(dnsmasq, os.X_OK):
-            raise AssertionError("dnsmasq not found: install dnsmasq-base")
-        cls.port = free_udp_and_tcp_port("127.0.0.1")
-        cls.dnsmasq = subprocess.Popen(
-            [dnsmasq, "--no-daemon", "--no-resolv", "--no-hosts",
-             "--conf-file=/dev/null", "--bind-interfaces",
-             "--listen-address=127.0.0.1", f"--port={cls.port}",
-             "--local=/test/", "--log-facility=-", *RECORDS],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            sluicetest.wait_for(
-                lambda: cls.dnsmasq.poll() is not None or
-                udp_port_taken("127.0.0.1", cls.port),
-                20, "dnsmasq to listen")
-        except AssertionError:
-            cls.dnsmasq.kill()
-            raise
-        if cls.dnsmasq.poll() is not None:
-            raise AssertionError("dnsmasq exited: " +
-                                 cls.dnsmasq.stderr.read().decode(errors="replace"))
+        cls.dnsmasq = sluicetest.Dnsmasq(RECORDS).start()
+        cls.port = cls.dnsmasq.port
 
     @classmethod
     def tearDownClass(cls):
-        cls.dnsmasq.terminate()
-        try:
-            cls.dnsmasq.wait(20)
-        except subprocess.TimeoutExpired:
-            cls.dnsmasq.kill()
-            cls.dnsmasq.wait()
-        cls.dnsmasq.stderr.close()
+        cls.dnsmasq.stop()
 
     def probe(self, name, *options, server="127.0.0.1", port=None):
         """Run dns_probe; return (exit status, status line, host lines,
@@ -228,7 +178,7 @@ class DnsClientTest(unittest.TestCase):
         self.assertEqual(hosts, ["0 plain.test ok 127.0.0.7"])
 
     def test_no_server_listening_is_temporary(self):
-        port = free_udp_and_tcp_port("127.0.0.1")
+        port = sluicetest.free_udp_and_tcp_port("127.0.0.1")
         rc, status, _, _ = self.probe("example.test", "--query-timeout",
                                       "200", "--tries", "1", port=port)
         self.assertEqual(rc, 2)

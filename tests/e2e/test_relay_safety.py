@@ -11,8 +11,6 @@ sink works, so the sink's silence about the attempts means something.
 
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
 
 import sluicetest
@@ -71,57 +69,17 @@ ATTEMPTS = [
 ]
 
 
-def free_udp_and_tcp_port(host):
-    """Return a port that is free for both UDP and TCP on host."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-            return port
-    raise AssertionError("no free port found on " + host)
-
-
-def udp_port_taken(host, port):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        try:
-            u.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 class RelaySafetyTest(sluicetest.DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
-        binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-        if not os.access(binary, os.X_OK):
-            raise AssertionError("dnsmasq not found: install dnsmasq-base")
-        cls.dns_port = free_udp_and_tcp_port("127.0.0.1")
         # Only the records above, on loopback, forwarding nothing.
-        cls.dnsmasq = subprocess.Popen(
-            [binary, "--no-daemon", "--no-resolv", "--no-hosts",
-             "--conf-file=/dev/null", "--bind-interfaces",
-             "--listen-address=127.0.0.1", f"--port={cls.dns_port}",
-             "--local=/test/", "--log-facility=-", *DNS_RECORDS],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        sluicetest.wait_for(
-            lambda: cls.dnsmasq.poll() is not None or
-            udp_port_taken("127.0.0.1", cls.dns_port), 20, "dnsmasq")
-        if cls.dnsmasq.poll() is not None:
-            raise AssertionError("dnsmasq exited: " +
-                                 cls.dnsmasq.stderr.read().decode())
+        cls.dnsmasq = sluicetest.Dnsmasq(DNS_RECORDS).start()
+        cls.dns_port = cls.dnsmasq.port
 
     @classmethod
     def tearDownClass(cls):
-        cls.dnsmasq.terminate()
-        cls.dnsmasq.wait(20)
-        cls.dnsmasq.stderr.close()
+        cls.dnsmasq.stop()
 
     def setUp(self):
         folder = tempfile.mkdtemp(prefix="sluice-sink-")
