@@ -184,9 +184,9 @@ queue_attempt_cb(void *arg)
 	attempt_start(msg);	/* may free msg */
 	if ((msg = queue_find(queue, id)) == NULL || msg->start_after_rewrite)
 		return;
-	/* A forced attempt that had to wait for a -H rewrite has now run or
-	 * been refused: its flags are spent, and if it did not start, those
-	 * waiting for it are told. */
+	/* A forced attempt that had to wait for a -H rewrite has now started
+	 * or been rejected. Its flags are spent, and if it did not start, its
+	 * waiters are notified. */
 	msg->force = 0;
 	if (msg->attempt == NULL)
 		queue_msg_notify(msg, false);
@@ -703,7 +703,7 @@ group_end_without_host(struct group *g, bool permanent, int code,
 
 /* ---- delivery over SMTP ---- */
 
-/* True when the result says nothing about the recipients themselves, so
+/* True when the result decides nothing about the recipients themselves, so
  * the next host should be tried: the connection failed, or the server
  * deferred before any RCPT. */
 static bool
@@ -1214,7 +1214,7 @@ queue_msg_attempt_ended(struct queue_msg *msg)
 	queue_msg_notify(msg, true);
 }
 
-/* Tells and forgets those waiting for an attempt of msg. */
+/* Notifies and frees the waiters for an attempt of msg. */
 static void
 queue_msg_notify(struct queue_msg *msg, bool attempted)
 {
