@@ -22,21 +22,91 @@ address_is_qtext(unsigned char c)
 	return c >= 32 && c <= 126 && c != '"' && c != '\\';
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence for one non-ASCII character
+ * at p (RFC 3629 section 4: no overlong forms, no surrogates, nothing
+ * above U+10FFFF), or 0 when p does not start one. p is NUL-terminated,
+ * and a NUL ends a sequence early.
+ */
+size_t
+address_utf8_char_len(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (u[0] >= 0xc2 && u[0] <= 0xdf)
+		len = 2;
+	else if (u[0] >= 0xe0 && u[0] <= 0xef)
+		len = 3;
+	else if (u[0] >= 0xf0 && u[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	/* The second byte's range rules out the overlong forms, the
+	 * surrogates (ED A0..BF) and code points over U+10FFFF. */
+	if (u[0] == 0xe0)
+		lo = 0xa0;
+	else if (u[0] == 0xed)
+		hi = 0x9f;
+	else if (u[0] == 0xf0)
+		lo = 0x90;
+	else if (u[0] == 0xf4)
+		hi = 0x8f;
+	if (u[1] < lo || u[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (u[i] < 0x80 || u[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+bool
+address_utf8_valid(const char *text)
+{
+	const char *p = text;
+
+	while (*p != '\0') {
+		size_t n = 1;
+
+		if ((unsigned char)*p >= 0x80 &&
+		    (n = address_utf8_char_len(p)) == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
 /* The reason to reject a byte that may not appear in an address, or NULL
- * for a printable ASCII byte. */
+ * for a printable ASCII byte. utf8 is set when SMTPUTF8 is in use, and
+ * then a byte over 127 gets here only when it does not start valid UTF-8. */
 static const char *
-address_byte_error(unsigned char c)
+address_byte_error(unsigned char c, bool utf8)
 {
 	if (c >= 0x80)
-		return "8-bit characters are not allowed without SMTPUTF8";
+		return utf8 ? "invalid UTF-8 in address" :
+		    "8-bit characters are not allowed without SMTPUTF8";
 	if (c < 32 || c == 127)
 		return "control characters are not allowed in an address";
 	return NULL;
 }
 
-/* Checks domain[0..len) as a domain name; returns NULL or the reason. */
+/* Length of the UTF-8 character at p when utf8 allows one there, else 0. */
+static size_t
+address_utf8_at(const char *p, bool utf8)
+{
+	return utf8 && (unsigned char)*p >= 0x80 ? address_utf8_char_len(p) : 0;
+}
+
+/*
+ * Checks domain[0..len) as a domain name; returns NULL or the reason.
+ * With utf8, labels may hold UTF-8 characters (RFC 6531 section 3.3
+ * U-labels); lengths are counted in octets.
+ * NOTE: a U-label is checked as UTF-8 only, not against IDNA 2008
+ * (RFC 5891), since converting it needs an IDNA library.
+ */
 static const char *
-address_domain_check(const char *domain, size_t len)
+address_domain_check(const char *domain, size_t len, bool utf8)
 {
 	size_t label = 0;
 
@@ -46,6 +116,19 @@ address_domain_check(const char *domain, size_t len)
 		return "domain longer than 255 characters";
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)domain[i];
+		size_t n;
+
+		if (c >= 0x80) {
+			n = address_utf8_at(domain + i, utf8);
+			if (n == 0 || i + n > len)
+				return "domain missing or malformed";
+			label += n;
+			if (label > ADDRESS_LABEL_MAX)
+				return "a domain label is longer than 63 "
+				    "characters";
+			i += n - 1;
+			continue;
+		}
 
 		if (c == '.') {
 			/* Labels are non-empty and do not end with a hyphen. */
@@ -69,7 +152,7 @@ address_domain_check(const char *domain, size_t len)
 bool
 address_domain_valid(const char *domain, size_t len)
 {
-	return address_domain_check(domain, len) == NULL;
+	return address_domain_check(domain, len, false) == NULL;
 }
 
 bool
@@ -102,13 +185,14 @@ address_literal_valid(const char *text, size_t len)
  * with *len set to its length with the quotes, or the reason it is
  * invalid. */
 static const char *
-address_quoted_scan(const char *p, size_t *len)
+address_quoted_scan(const char *p, size_t *len, bool utf8)
 {
 	size_t i = 1;
 
 	for (;;) {
 		unsigned char c = (unsigned char)p[i];
 		const char *why;
+		size_t n;
 
 		if (c == '"') {
 			*len = i + 1;
@@ -120,14 +204,16 @@ address_quoted_scan(const char *p, size_t *len)
 			c = (unsigned char)p[i + 1];
 			if (c == '\0')
 				return "unmatched doublequote in local part";
-			if ((why = address_byte_error(c)) != NULL)
+			if ((why = address_byte_error(c, false)) != NULL)
 				return why;
 			i += 2;
 		} else if (address_is_qtext(c)) {
 			i++;
+		} else if ((n = address_utf8_at(p + i, utf8)) > 0) {
+			i += n;		/* RFC 6531 section 3.3 qtextSMTP */
 		} else {
-			return (why = address_byte_error(c)) != NULL ? why :
-			    "malformed quoted local part";
+			return (why = address_byte_error(c, utf8)) != NULL ?
+			    why : "malformed quoted local part";
 		}
 	}
 }
@@ -187,11 +273,11 @@ address_skip_route(const char *p)
 /* The reason a path does not end at p, where its end ('>' when bracketed,
  * else white space or the end of the argument) was expected. */
 static const char *
-address_end_error(const char *p, bool bracketed, bool in_domain)
+address_end_error(const char *p, bool bracketed, bool in_domain, bool utf8)
 {
 	const char *why;
 
-	if ((why = address_byte_error((unsigned char)*p)) != NULL &&
+	if ((why = address_byte_error((unsigned char)*p, utf8)) != NULL &&
 	    *p != '\0')
 		return why;
 	if (bracketed && *p == '\0')
@@ -207,8 +293,61 @@ int
 address_parse_path(const char *arg, enum address_role role,
     bool allow_literals, struct address_path *out, const char **error)
 {
+	return address_parse_path_flags(arg, role, allow_literals ?
+	    ADDRESS_ALLOW_LITERALS : 0, out, error);
+}
+
+/* Skips a dot-string local part at p (RFC 5321 4.1.2, with RFC 6531's
+ * UTF-8 atext when utf8 is set). Returns the position after it. */
+static const char *
+address_skip_dot_string(const char *p, bool utf8)
+{
+	for (;;) {
+		size_t n;
+
+		if (address_is_atext((unsigned char)*p) || *p == '.')
+			p++;
+		else if ((n = address_utf8_at(p, utf8)) > 0)
+			p += n;
+		else
+			return p;
+	}
+}
+
+/* Skips the characters a domain name may hold at p. */
+static const char *
+address_skip_domain(const char *p, bool utf8)
+{
+	for (;;) {
+		size_t n;
+
+		if (isalnum((unsigned char)*p) || *p == '-' || *p == '.')
+			p++;
+		else if ((n = address_utf8_at(p, utf8)) > 0)
+			p += n;
+		else
+			return p;
+	}
+}
+
+/* True if text[0..len) contains a byte over 127. */
+static bool
+address_has_8bit(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)text[i] >= 0x80)
+			return true;
+	return false;
+}
+
+int
+address_parse_path_flags(const char *arg, enum address_role role,
+    unsigned flags, struct address_path *out, const char **error)
+{
 	const char *p = arg, *start, *local_end, *domain = NULL;
 	bool bracketed = false, routed = false;
+	bool allow_literals = (flags & ADDRESS_ALLOW_LITERALS) != 0;
+	bool utf8 = (flags & ADDRESS_ALLOW_UTF8) != 0;
 	const char *why;
 	size_t len, local_len;
 
@@ -247,12 +386,11 @@ address_parse_path(const char *arg, enum address_role role,
 
 	/* Local part: a quoted string or a dot-string. */
 	if (*p == '"') {
-		if ((why = address_quoted_scan(p, &len)) != NULL)
+		if ((why = address_quoted_scan(p, &len, utf8)) != NULL)
 			return address_fail(start, bracketed, out, error, why);
 		p += len;
 	} else {
-		while (address_is_atext((unsigned char)*p) || *p == '.')
-			p++;
+		p = address_skip_dot_string(p, utf8);
 	}
 	local_end = p;
 	local_len = (size_t)(local_end - start);
@@ -275,16 +413,14 @@ address_parse_path(const char *arg, enum address_role role,
 				    "malformed domain literal");
 			p = close + 1;
 		} else {
-			while (isalnum((unsigned char)*p) || *p == '-' ||
-			    *p == '.')
-				p++;
+			p = address_skip_domain(p, utf8);
 		}
 	}
 
 	/* The path must end here. */
 	if (bracketed ? *p != '>' : (*p != '\0' && *p != ' ' && *p != '\t'))
 		return address_fail(start, bracketed, out, error,
-		    address_end_error(p, bracketed, domain != NULL));
+		    address_end_error(p, bracketed, domain != NULL, utf8));
 	len = (size_t)(p - start);
 	if (len > ADDRESS_MAX)
 		return address_fail(start, bracketed, out, error,
@@ -312,12 +448,14 @@ address_parse_path(const char *arg, enum address_role role,
 		    "recipient address must contain a domain");
 	}
 	if (*domain != '[' &&
-	    (why = address_domain_check(domain, (size_t)(p - domain))) != NULL)
+	    (why = address_domain_check(domain, (size_t)(p - domain),
+	    utf8)) != NULL)
 		return address_fail(start, bracketed, out, error, why);
 
 	memcpy(out->address, start, len);
 	out->address[len] = '\0';
 	out->domain = (size_t)(domain - start);
+	out->utf8 = address_has_8bit(out->address, len);
 	if (bracketed)
 		p++;
 

@@ -13,8 +13,12 @@
  * "[IPv6:2001:db8::1]") when the caller allows literals, as Exim's
  * allow_domain_literals does.
  *
- * Rejected with a reason: control characters and bytes over 127 (SMTPUTF8
- * is not offered), an unclosed quote or angle bracket, a malformed
+ * With ADDRESS_ALLOW_UTF8 (the SMTPUTF8 parameter, RFC 6531 section 3.3),
+ * the local part and the domain labels may also hold UTF-8 characters;
+ * they must be well-formed, and lengths stay counted in octets.
+ *
+ * Rejected with a reason: control characters, bytes over 127 that are
+ * not allowed UTF-8, an unclosed quote or angle bracket, a malformed
  * literal, a local part over 64 octets, a domain over 255 octets or with
  * a label over 63. NUL bytes never get here: the command reader rejects
  * a line that holds one.
@@ -39,7 +43,9 @@
 
 /* ESMTP parameter parts (RFC 5321 4.1.2 esmtp-keyword, esmtp-value). */
 #define ADDRESS_PARAM_KEYWORD_MAX	32
-#define ADDRESS_PARAM_VALUE_MAX		256
+/* RFC 3461 section 4.2: an ORCPT value is at most 500 characters, the
+ * longest value any supported parameter takes. */
+#define ADDRESS_PARAM_VALUE_MAX		500
 
 enum address_role {
 	ADDRESS_SENDER,		/* MAIL FROM: the null path is allowed */
@@ -52,6 +58,8 @@ struct address_path {
 	char address[ADDRESS_SIZE];
 	/* Offset of the domain in address, or 0 when there is none. */
 	size_t domain;
+	/* The address contains UTF-8 characters beyond ASCII. */
+	bool utf8;
 	/* ESMTP parameters after the path, leading spaces skipped; points
 	 * into the parsed argument. */
 	const char *params;
@@ -68,6 +76,23 @@ struct address_path {
  */
 int address_parse_path(const char *arg, enum address_role role,
     bool allow_literals, struct address_path *out, const char **error);
+
+/* Flags of address_parse_path_flags(). */
+enum address_parse_flag {
+	ADDRESS_ALLOW_LITERALS	= 1u << 0,	/* Exim's allow_domain_literals */
+	ADDRESS_ALLOW_UTF8	= 1u << 1,	/* SMTPUTF8 was offered */
+};
+
+/* Like address_parse_path(), with enum address_parse_flag bits. */
+int address_parse_path_flags(const char *arg, enum address_role role,
+    unsigned flags, struct address_path *out, const char **error);
+
+/* Length (2 to 4) of the well-formed UTF-8 sequence of one non-ASCII
+ * character at the start of the NUL-terminated p, or 0 if there is none. */
+size_t address_utf8_char_len(const char *p);
+
+/* True if the NUL-terminated text is well-formed UTF-8. */
+bool address_utf8_valid(const char *text);
 
 /* Domain of a parsed path, or "" when it has none. */
 const char *address_domain(const struct address_path *path);

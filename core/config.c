@@ -137,6 +137,10 @@ const struct config_option config_options[] = {
 	    "", false, 0, 0, config_check_address,
 	    "IP addresses of the DNS resolvers to ask; empty uses the "
 	    "system resolver configuration (/etc/resolv.conf)" },
+	{ "dsn_advertise_hosts", CONFIG_TYPE_LIST,
+	    FIELD(dsn_advertise_hosts), "", false, 0, 0, NULL,
+	    "host list of the clients offered DSN (RFC 3461: NOTIFY, ORCPT, "
+	    "RET and ENVID, stored in the spool as Exim stores them)" },
 	{ "egress_sources", CONFIG_TYPE_LIST, FIELD(egress_sources),
 	    "", false, 0, 0, config_check_egress_source,
 	    "local IP addresses that deliveries connect from, each with the "
@@ -293,6 +297,11 @@ const struct config_option config_options[] = {
 	    "true", false, 0, 0, NULL,
 	    "reject a client that sends before the greeting (554 SMTP "
 	    "synchronization error)" },
+	{ "smtp_enhanced_status_codes", CONFIG_TYPE_BOOL,
+	    FIELD(smtp_enhanced_status_codes), "false", false, 0, 0, NULL,
+	    "offer ENHANCEDSTATUSCODES (RFC 2034) and put RFC 3463 codes on "
+	    "the SMTP server's replies after EHLO; Exim has no such option "
+	    "and sends none" },
 	{ "smtp_max_session_time", CONFIG_TYPE_TIME,
 	    FIELD(smtp_max_session_time), "1h", false, 0, 0, NULL,
 	    "maximum time an SMTP connection may stay open, however active; "
@@ -314,6 +323,10 @@ const struct config_option config_options[] = {
 	    "", false, 0, 0, NULL,
 	    "host list of the clients that may use the connections kept by "
 	    "smtp_accept_reserve" },
+	{ "smtputf8_advertise_hosts", CONFIG_TYPE_LIST,
+	    FIELD(smtputf8_advertise_hosts), "*", false, 0, 0, NULL,
+	    "host list of the clients offered SMTPUTF8 (RFC 6531: UTF-8 in "
+	    "addresses when MAIL carries SMTPUTF8)" },
 	{ "split_spool_directory", CONFIG_TYPE_BOOL,
 	    FIELD(split_spool_directory), "false", false, 0, 0, NULL,
 	    "spread spool files over up to 62 subdirectories of input/, "
@@ -322,6 +335,11 @@ const struct config_option config_options[] = {
 	    "/var/spool/sluice", true, 0, 0, NULL,
 	    "directory of the queue (input/), message logs (msglog/), hints "
 	    "databases (hints/) and, by default, the logs" },
+	{ "submission_ports", CONFIG_TYPE_LIST, FIELD(submission_ports),
+	    "", false, 0, 0, config_check_port,
+	    "ports, also listed in daemon_smtp_ports, where clients must "
+	    "authenticate before MAIL (530) and messages without Date: or "
+	    "Message-ID: get them added" },
 	{ "tls_advertise_hosts", CONFIG_TYPE_LIST, FIELD(tls_advertise_hosts),
 	    "*", false, 0, 0, NULL,
 	    "host list of the clients that are offered STARTTLS, when "
@@ -344,11 +362,32 @@ const struct config_option config_options[] = {
 	    FIELD(tls_require_ciphers), "", false, 0, 0, NULL,
 	    "OpenSSL cipher list for TLS 1.2 sessions of the SMTP server; "
 	    "empty uses OpenSSL's default" },
+	{ "tls_sni_certificates", CONFIG_TYPE_LIST,
+	    FIELD(tls_sni_certificates), "", false, 0, 0, NULL,
+	    "certificates chosen by the name a client asks for with SNI: "
+	    "items \"name certificate [key]\" (name may be *.domain; paths "
+	    "without spaces); other names get tls_certificate. Read at start "
+	    "and on reload" },
 	{ "tls_tempfail_tryclear", CONFIG_TYPE_BOOL,
 	    FIELD(tls_tempfail_tryclear), "true", false, 0, 0, NULL,
 	    "deliver in clear to a host outside hosts_require_tls after a "
 	    "4xx to STARTTLS or a failed TLS handshake; false defers the "
 	    "host instead" },
+	{ "tls_try_verify_hosts", CONFIG_TYPE_LIST,
+	    FIELD(tls_try_verify_hosts), "", false, 0, 0, NULL,
+	    "host list of the clients asked for a certificate, which is "
+	    "checked against tls_verify_certificates; a missing or invalid "
+	    "one is only logged (CV=no)" },
+	{ "tls_verify_certificates", CONFIG_TYPE_STRING,
+	    FIELD(tls_verify_certificates), "system", false, 0, 0, NULL,
+	    "what client certificates are checked against: system for the "
+	    "system's trust store, or a PEM file or a directory hashed with "
+	    "openssl rehash" },
+	{ "tls_verify_hosts", CONFIG_TYPE_LIST, FIELD(tls_verify_hosts),
+	    "", false, 0, 0, NULL,
+	    "host list of the clients that must present a certificate that "
+	    "verifies against tls_verify_certificates, or the TLS handshake "
+	    "fails" },
 };
 
 const size_t config_option_count = ARRAY_SIZE(config_options);

@@ -147,8 +147,16 @@ struct config {
 	char *tls_privatekey;		/* one key per certificate */
 	char *tls_require_ciphers;	/* OpenSSL cipher list (TLS 1.2) */
 	char *tls_on_connect_ports;	/* Exim list of ports */
+	char *tls_verify_hosts;		/* Exim host list: certificate required */
+	char *tls_try_verify_hosts;	/* Exim host list: certificate asked for */
+	char *tls_verify_certificates;	/* "system" or a path */
+	char *tls_sni_certificates;	/* "name cert [key]" list, for SNI */
 
 	char *chunking_advertise_hosts;	/* Exim host list */
+	char *dsn_advertise_hosts;	/* Exim host list */
+	char *smtputf8_advertise_hosts;	/* Exim host list */
+	bool smtp_enhanced_status_codes;	/* RFC 2034 codes on replies */
+	char *submission_ports;		/* list of ports: AUTH required */
 
 	/* AUTH on the SMTP server. */
 	char *auth_passwd_file;		/* "" for no AUTH */

@@ -176,6 +176,49 @@ receive_add_local_fixups(const struct config *config,
 	}
 }
 
+/*
+ * Adds recipient i of m to h with its DSN data. As Exim 4.96 writes -H,
+ * a recipient without NOTIFY is written in the plain form, so its ORCPT
+ * is not kept.
+ * NOTE: a DSN for such a recipient cannot name the ORCPT it was sent
+ * with; keeping it would change the -H bytes from Exim's.
+ */
+static void
+receive_add_recipient(const struct receive_message *m, size_t i,
+    struct spool_header *h)
+{
+	struct spool_recipient *r = spool_header_add_recipient(h,
+	    m->recipients[i]);
+	unsigned notify = m->dsn_notify != NULL ? m->dsn_notify[i] : 0;
+
+	if (notify == 0)
+		return;
+	r->dsn_flags = (int)notify;
+	if (m->orcpts != NULL && m->orcpts[i] != NULL)
+		r->orcpt = xstrdup(m->orcpts[i]);
+}
+
+/*
+ * Adds "-name value" to the option lines that the spool keeps verbatim,
+ * after -tls_cipher, where Exim 4.96 writes -tls_peerdn and -tls_sni.
+ * A value that is NULL, or not printable ASCII, is left out.
+ */
+static void
+receive_add_tls_option(struct spool_header *h, const char *name,
+    const char *value)
+{
+	char *line;
+
+	if (value == NULL || value[0] == '\0')
+		return;
+	for (const char *p = value; *p != '\0'; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			return;
+	line = xasprintf("-%s %s", name, value);
+	spool_header_add_unknown_option(h, line);
+	free(line);
+}
+
 int
 receive_build_header(const struct config *config,
     const struct receive_message *m, struct spool_header *h, char **error)
@@ -222,8 +265,19 @@ receive_build_header(const struct config *config,
 	h->local = m->local;
 	h->deliver_firsttime = true;
 
+	if (m->tls_cipher != NULL) {
+		h->tls_cipher = xstrdup(m->tls_cipher);
+		h->tls_certificate_verified = m->tls_verified;
+		receive_add_tls_option(h, "tls_peerdn", m->tls_peer_dn);
+		receive_add_tls_option(h, "tls_sni", m->tls_sni);
+	}
+	h->smtputf8 = m->smtputf8;
+	h->dsn_ret = m->dsn_ret;
+	/* Exim 4.96 writes -dsn_envid without the taint mark. */
+	if (m->dsn_envid != NULL)
+		h->dsn_envid = xstrdup(m->dsn_envid);
 	for (size_t i = 0; i < m->recipient_count; i++)
-		spool_header_add_recipient(h, m->recipients[i]);
+		receive_add_recipient(m, i, h);
 
 	received = receive_received_field(config, m);
 	spool_header_add_field(h, SPOOL_FIELD_RECEIVED, received,
@@ -231,7 +285,7 @@ receive_build_header(const struct config *config,
 	free(received);
 	if (receive_add_fields(m, h, error) < 0)
 		return -1;
-	if (m->local)
+	if (m->local || m->submission)
 		receive_add_local_fixups(config, m, h);
 	return spool_header_check(h, error);
 }
@@ -307,6 +361,11 @@ receive_log_arrival(const struct receive_message *m,
 	a.ident = m->host_ip == NULL ? m->login : NULL;
 	a.protocol = m->protocol;
 	a.tls.cipher = m->tls_cipher;
+	if (m->tls_cipher != NULL)
+		a.tls.cert = m->tls_verified ? LOG_CERT_VERIFIED :
+		    LOG_CERT_UNVERIFIED;
+	a.tls.peer_dn = m->tls_peer_dn;
+	a.tls.sni = m->tls_sni;
 	a.authenticator = m->authenticator;
 	a.auth_id = m->auth_id;
 	a.chunking = m->chunking;

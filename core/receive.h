@@ -57,11 +57,26 @@ struct receive_message {
 	const char *tls_cipher;
 	const char *tls_version;
 	const char *tls_standard;
+	/* The client certificate: its subject for DN= (NULL when none was
+	 * sent), and CV=yes when it verified (CV=no otherwise, on any TLS
+	 * arrival, as Exim logs it). */
+	const char *tls_peer_dn;
+	bool tls_verified;
+	const char *tls_sni;		/* SNI= (tls_sni), or NULL */
 	/* AUTH: A=authenticator:auth_id, and -auth_id in -H; NULL for
 	 * none. */
 	const char *authenticator;
 	const char *auth_id;
 	bool chunking;			/* K on the <= line: BDAT was used */
+
+	/* ESMTP parameters: SMTPUTF8 (RFC 6531), and DSN (RFC 3461) as
+	 * sent, RET as enum smtp_dsn_ret. orcpts and dsn_notify are NULL
+	 * or in step with recipients; an orcpts entry may be NULL. */
+	bool smtputf8;
+	int dsn_ret;
+	const char *dsn_envid;
+	const char *const *orcpts;
+	const unsigned *dsn_notify;
 
 	/* Login, uid and gid of the spool files' writer, for line 2 of -H. */
 	const char *login;
@@ -81,8 +96,10 @@ struct receive_message {
 	size_t max_line_len;
 
 	/* A local submission gets Message-ID: and Date: when it lacks
-	 * them; mail from a remote host is left as sent, as in Exim. */
+	 * them; mail from a remote host is left as sent, as in Exim,
+	 * unless it came in on a submission port (submission). */
 	bool local;
+	bool submission;
 };
 
 /*

@@ -147,6 +147,9 @@ smtp_client_command_text(const struct smtp_client *client,
 			n += (size_t)snprintf(out + n, size - n, " SIZE=%llu",
 			    (unsigned long long)total);
 		}
+		if (client->ehlo.smtputf8 && client->header->smtputf8 &&
+		    n < size)
+			n += (size_t)snprintf(out + n, size - n, " SMTPUTF8");
 		if (client->ehlo.dsn && client->header->dsn_ret != 0 &&
 		    n < size)
 			n += (size_t)snprintf(out + n, size - n, " RET=%s",
@@ -238,6 +241,16 @@ smtp_client_next_transaction(struct smtp_client *client)
 
 	smtp_client_transaction_clear(txn);
 	if (client->todo_count == 0) {
+		smtp_client_message_end(client);
+		return;
+	}
+	/* A message received with SMTPUTF8 (RFC 6531) may contain UTF-8
+	 * in addresses and header fields. sluice does not downgrade it, so
+	 * it goes only to a server that offers SMTPUTF8. */
+	if (client->header->smtputf8 && !client->ehlo.smtputf8) {
+		smtp_client_decide_rest(client, SMTP_FAILED,
+		    SMTP_ERROR_PROTOCOL, 0, NULL, "the message needs SMTPUTF8 "
+		    "(RFC 6531), which the remote server does not offer");
 		smtp_client_message_end(client);
 		return;
 	}

@@ -22,6 +22,7 @@
 #include "log_line.h"
 #include "match.h"
 #include "smtp_policy.h"
+#include "smtp_server_params.h"
 #include "smtp_server_private.h"
 #include "spool_header.h"
 #include "tls_server.h"
@@ -31,6 +32,8 @@
  * function. */
 struct smtp_command_args {
 	struct address_path path;
+	struct smtp_mail_params mail;	/* MAIL's parameters */
+	struct smtp_rcpt_params rcpt;	/* RCPT's parameters */
 	uint64_t size;			/* MAIL SIZE= or the BDAT chunk size */
 	bool last;			/* BDAT ... LAST */
 };
@@ -53,9 +56,12 @@ struct smtp_command {
 	SMTP_STATE_BIT(SMTP_STATE_RCPT))
 
 /* RFC 1870: SIZE lets MAIL grow by 26 octets; RFC 6152 adds
- * " BODY=8BITMIME" (14). */
+ * " BODY=8BITMIME" (14); RFC 6531 " SMTPUTF8" (9). With DSN, a 500-octet
+ * ORCPT (RFC 3461) bounds the growth of RCPT and of MAIL (ENVID, RET). */
 #define SMTP_COMMAND_SIZE_EXTRA		26
 #define SMTP_COMMAND_BODY_EXTRA		14
+#define SMTP_COMMAND_SMTPUTF8_EXTRA	9
+#define SMTP_COMMAND_DSN_EXTRA		(ADDRESS_PARAM_VALUE_MAX + 32)
 
 size_t
 smtp_command_line_max(const struct smtp_session *s)
@@ -65,7 +71,10 @@ smtp_command_line_max(const struct smtp_session *s)
 	/* RFC 4954 section 4: AUTH lines carry base64 and may be longer. */
 	if (s->auth_offered)
 		return SMTP_LINE_HARD_MAX;
-	return SMTP_LINE_MAX + SMTP_COMMAND_SIZE_EXTRA + SMTP_COMMAND_BODY_EXTRA;
+	return SMTP_LINE_MAX + SMTP_COMMAND_SIZE_EXTRA +
+	    SMTP_COMMAND_BODY_EXTRA +
+	    (s->smtputf8_offered ? SMTP_COMMAND_SMTPUTF8_EXTRA : 0) +
+	    (s->dsn_offered ? SMTP_COMMAND_DSN_EXTRA : 0);
 }
 
 /* Replies for commands given out of sequence. */
@@ -147,6 +156,9 @@ smtp_command_greet(struct smtp_session *s, const char *arg, bool esmtp)
 	strlcpy_s(s->helo, arg, sizeof(s->helo));
 	s->esmtp = esmtp;
 	s->auth_offered = false;
+	s->dsn_offered = false;
+	s->smtputf8_offered = false;
+	s->esc_offered = false;
 	smtp_server_enter_state(s, SMTP_STATE_READY);
 }
 
@@ -181,51 +193,64 @@ smtp_command_offers_tls(struct smtp_session *s)
 	return rc == 1;
 }
 
-/* True if CHUNKING may be offered to s: the client is in
- * chunking_advertise_hosts (a list that cannot be matched offers
- * nothing, and is logged). */
+/* True if s's client is in the host list option name (value list). A
+ * list that cannot be matched offers nothing, and is logged with what,
+ * the extension it controls. */
 static bool
-smtp_command_offers_chunking(struct smtp_session *s)
+smtp_command_offers(struct smtp_session *s, const char *name,
+    const char *list, const char *what)
 {
 	const struct config *c = smtp_server.config;
 	char *error = NULL;
 	int rc;
 
-	rc = match_hostlist(c, "chunking_advertise_hosts",
-	    c->chunking_advertise_hosts, (const struct sockaddr *)&s->peer,
+	rc = match_hostlist(c, name, list, (const struct sockaddr *)&s->peer,
 	    &error);
 	if (rc < 0) {
-		log_write(LOG_MAIN | LOG_PANIC, NULL, "CHUNKING not offered: %s",
+		log_write(LOG_MAIN | LOG_PANIC, NULL, "%s not offered: %s", what,
 		    error);
 		free(error);
 	}
 	return rc == 1;
 }
 
-/* Keywords in Exim's order of emission, HELP last. */
+/* Keywords in Exim's order of emission, HELP last. ENHANCEDSTATUSCODES,
+ * which Exim does not offer, comes after PIPELINING. */
 static void
 smtp_command_proceed_ehlo(struct smtp_session *s, const char *arg,
     struct smtp_command_args *args)
 {
-	int64_t limit = smtp_server.config->message_size_limit;
+	const struct config *c = smtp_server.config;
+	int64_t limit = c->message_size_limit;
 	char size[32] = "";
 
 	smtp_command_greet(s, arg, true);
 	s->tls_offered = smtp_command_offers_tls(s);
 	s->auth_offered = smtp_auth_offers(s);
-	s->chunking_offered = smtp_command_offers_chunking(s);
+	s->chunking_offered = smtp_command_offers(s, "chunking_advertise_hosts",
+	    c->chunking_advertise_hosts, "CHUNKING");
+	s->dsn_offered = smtp_command_offers(s, "dsn_advertise_hosts",
+	    c->dsn_advertise_hosts, "DSN");
+	s->smtputf8_offered = smtp_command_offers(s, "smtputf8_advertise_hosts",
+	    c->smtputf8_advertise_hosts, "SMTPUTF8");
 	if (limit > 0)
 		snprintf(size, sizeof(size), " %lld", (long long)limit);
 	smtp_server_replyf(s, "250-%s Hello %s [%s]\r\n"
 	    "250-SIZE%s\r\n"
 	    "250-8BITMIME\r\n"
+	    "%s"
 	    "250-PIPELINING\r\n"
-	    "%s%s%s"
+	    "%s%s%s%s%s"
 	    "250 HELP",
-	    smtp_server.config->primary_hostname, s->helo, s->peer_ip, size,
+	    c->primary_hostname, s->helo, s->peer_ip, size,
+	    s->dsn_offered ? "250-DSN\r\n" : "",
+	    c->smtp_enhanced_status_codes ? "250-ENHANCEDSTATUSCODES\r\n" : "",
 	    s->auth_offered ? "250-AUTH PLAIN LOGIN\r\n" : "",
 	    s->chunking_offered ? "250-CHUNKING\r\n" : "",
-	    s->tls_offered ? "250-STARTTLS\r\n" : "");
+	    s->tls_offered ? "250-STARTTLS\r\n" : "",
+	    s->smtputf8_offered ? "250-SMTPUTF8\r\n" : "");
+	/* Set after the reply, which RFC 2034 leaves without codes. */
+	s->esc_offered = c->smtp_enhanced_status_codes;
 }
 
 /* STARTTLS (RFC 3207) */
@@ -272,6 +297,9 @@ smtp_command_proceed_starttls(struct smtp_session *s, const char *arg,
 	s->esmtp = false;
 	s->tls_offered = false;
 	s->auth_offered = false;
+	s->dsn_offered = false;
+	s->smtputf8_offered = false;
+	s->esc_offered = false;
 	smtp_server_enter_state(s, SMTP_STATE_CONNECTED);
 	smtp_server_start_tls(s, ssl);
 }
@@ -301,18 +329,64 @@ smtp_command_proceed_auth(struct smtp_session *s, const char *arg,
 
 /* MAIL FROM */
 
+/* The offer that decides which MAIL and RCPT parameters s may use. */
+static void
+smtp_command_offer(const struct smtp_session *s,
+    struct smtp_params_offer *offer)
+{
+	offer->esmtp = s->esmtp;
+	offer->auth = s->auth_offered || s->auth_id[0] != '\0';
+	offer->dsn = s->dsn_offered;
+	offer->smtputf8 = s->smtputf8_offered;
+}
+
+/* Parses a MAIL or RCPT path, with UTF-8 allowed when utf8 is set.
+ * Replies 501 and returns false when the path is invalid. */
+static bool
+smtp_command_parse_path(struct smtp_session *s, const char *arg,
+    enum address_role role, bool utf8, struct address_path *path)
+{
+	char reply[ADDRESS_SIZE + 64];
+	unsigned flags = 0;
+	const char *error;
+
+	if (smtp_server.config->allow_domain_literals)
+		flags |= ADDRESS_ALLOW_LITERALS;
+	if (utf8)
+		flags |= ADDRESS_ALLOW_UTF8;
+	if (address_parse_path_flags(arg, role, flags, path, &error) == 0)
+		return true;
+	snprintf(reply, sizeof(reply), "501 <%s>: %s", path->address, error);
+	s->error_reason = error;
+	smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
+	s->error_reason = NULL;
+	return false;
+}
+
+/* RFC 6531: a UTF-8 sender needs the SMTPUTF8 parameter.
+ * The reply does not echo the address, since a client that did not ask
+ * for SMTPUTF8 may not expect 8-bit text. */
+static bool
+smtp_command_check_utf8(struct smtp_session *s,
+    const struct address_path *path, bool smtputf8)
+{
+	if (!path->utf8 || smtputf8)
+		return true;
+	s->error_reason = "UTF-8 address without SMTPUTF8";
+	smtp_server_error(s, SMTP_ERROR_SYNTAX, "553 UTF-8 addresses require "
+	    "the SMTPUTF8 parameter on MAIL");
+	s->error_reason = NULL;
+	return false;
+}
+
 static bool
 smtp_command_check_mail(struct smtp_session *s, const char *arg,
     struct smtp_command_args *args)
 {
-	char keyword[ADDRESS_PARAM_KEYWORD_MAX + 1];
-	char value[ADDRESS_PARAM_VALUE_MAX + 1];
-	char reply[ADDRESS_SIZE + 64];
+	char reply[SMTP_PARAMS_REPLY_SIZE];
 	const struct config *c = smtp_server.config;
-	const char *error, *params;
-	unsigned long long size;
+	struct smtp_params_offer offer;
 	int64_t limit = c->message_size_limit;
-	int rc;
 
 	if (c->smtp_accept_max_per_connection > 0 &&
 	    s->mail_commands >= (unsigned)c->smtp_accept_max_per_connection) {
@@ -327,51 +401,28 @@ smtp_command_check_mail(struct smtp_session *s, const char *arg,
 		    "connection");
 		return false;
 	}
-
-	if (address_parse_path(arg, ADDRESS_SENDER, c->allow_domain_literals,
-	    &args->path, &error) < 0) {
-		snprintf(reply, sizeof(reply), "501 <%s>: %s",
-		    args->path.address, error);
-		s->error_reason = error;
-		smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
-		s->error_reason = NULL;
-		return false;
-	}
-
-	params = args->path.params;
-	while ((rc = address_param_next(&params, keyword, value)) == 1) {
-		if (s->esmtp && strcasecmp(keyword, "SIZE") == 0) {
-			/* RFC 1870: the size is a decimal number of octets. */
-			if (parse_uint(value, UINT64_MAX, &size) < 0) {
-				smtp_server_error(s, SMTP_ERROR_SYNTAX,
-				    "501 SIZE requires a decimal number of octets");
-				return false;
-			}
-			args->size = size;
-		} else if ((s->auth_offered || s->auth_id[0] != '\0') &&
-		    strcasecmp(keyword, "AUTH") == 0) {
-			/* RFC 4954 section 5: the submitter's identity, which
-			 * is not trusted, so it is accepted and not kept. */
-			continue;
-		} else if (s->esmtp && strcasecmp(keyword, "BODY") == 0) {
-			if (strcasecmp(value, "7BIT") != 0 &&
-			    strcasecmp(value, "8BITMIME") != 0) {
-				smtp_server_error(s, SMTP_ERROR_SYNTAX,
-				    "501 BODY must be 7BIT or 8BITMIME");
-				return false;
-			}
-		} else {
-			snprintf(reply, sizeof(reply), "555 %s: parameter not "
-			    "recognized", keyword);
-			smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
-			return false;
-		}
-	}
-	if (rc < 0) {
+	/* RFC 4954 section 6 gives this reply its enhanced code, so it
+	 * carries one even without ENHANCEDSTATUSCODES. */
+	if (s->submission && s->auth_id[0] == '\0') {
 		smtp_server_error(s, SMTP_ERROR_SYNTAX,
-		    "501 malformed parameter after the address");
+		    "530 5.7.0 Authentication required");
 		return false;
 	}
+
+	/* Whether MAIL carries SMTPUTF8 is known only after the path, so
+	 * a UTF-8 sender is parsed first and checked afterwards. */
+	if (!smtp_command_parse_path(s, arg, ADDRESS_SENDER,
+	    s->smtputf8_offered, &args->path))
+		return false;
+	smtp_command_offer(s, &offer);
+	if (smtp_params_parse_mail(args->path.params, &offer, &args->mail,
+	    reply) < 0) {
+		smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
+		return false;
+	}
+	if (!smtp_command_check_utf8(s, &args->path, args->mail.smtputf8))
+		return false;
+	args->size = args->mail.size;
 
 	if (limit > 0 && args->size > (uint64_t)limit) {
 		struct log_reject reject = { .stage = "MAIL",
@@ -399,6 +450,10 @@ smtp_command_proceed_mail(struct smtp_session *s, const char *arg,
 
 	strlcpy_s(tx->sender, args->path.address, sizeof(tx->sender));
 	tx->declared_size = args->size;
+	tx->smtputf8 = args->mail.smtputf8;
+	tx->dsn_ret = args->mail.dsn_ret;
+	if (args->mail.envid[0] != '\0')
+		tx->dsn_envid = xstrdup(args->mail.envid);
 	s->tx = tx;
 	s->mail_commands++;
 	smtp_server_trace("MAIL <%s>: accepted", tx->sender);
@@ -527,11 +582,9 @@ smtp_command_check_rcpt(struct smtp_session *s, const char *arg,
     struct smtp_command_args *args)
 {
 	const struct config *c = smtp_server.config;
-	char keyword[ADDRESS_PARAM_KEYWORD_MAX + 1];
-	char value[ADDRESS_PARAM_VALUE_MAX + 1];
+	char params_reply[SMTP_PARAMS_REPLY_SIZE];
 	char local_part[ADDRESS_SIZE];
-	char reply[ADDRESS_SIZE + 64];
-	const char *error, *params;
+	struct smtp_params_offer offer;
 	size_t max;
 	bool local;
 	int rc, policy;
@@ -541,24 +594,13 @@ smtp_command_check_rcpt(struct smtp_session *s, const char *arg,
 		    "503 RCPT not permitted after BDAT");
 		return false;
 	}
-	if (address_parse_path(arg, ADDRESS_RECIPIENT, c->allow_domain_literals,
-	    &args->path, &error) < 0) {
-		snprintf(reply, sizeof(reply), "501 <%s>: %s",
-		    args->path.address, error);
-		s->error_reason = error;
-		smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
-		s->error_reason = NULL;
+	if (!smtp_command_parse_path(s, arg, ADDRESS_RECIPIENT,
+	    s->tx->smtputf8, &args->path))
 		return false;
-	}
-	params = args->path.params;
-	if ((rc = address_param_next(&params, keyword, value)) != 0) {
-		if (rc > 0)
-			snprintf(reply, sizeof(reply), "555 %s: parameter not "
-			    "recognized", keyword);
-		else
-			snprintf(reply, sizeof(reply),
-			    "501 malformed parameter after the address");
-		smtp_server_error(s, SMTP_ERROR_SYNTAX, reply);
+	smtp_command_offer(s, &offer);
+	if (smtp_params_parse_rcpt(args->path.params, &offer, &args->rcpt,
+	    params_reply) < 0) {
+		smtp_server_error(s, SMTP_ERROR_SYNTAX, params_reply);
 		return false;
 	}
 
@@ -623,7 +665,14 @@ smtp_command_proceed_rcpt(struct smtp_session *s, const char *arg,
 		    tx->recipient_alloc * 2;
 		tx->recipients = xreallocarray(tx->recipients,
 		    tx->recipient_alloc, sizeof(*tx->recipients));
+		tx->orcpts = xreallocarray(tx->orcpts, tx->recipient_alloc,
+		    sizeof(*tx->orcpts));
+		tx->dsn_notify = xreallocarray(tx->dsn_notify,
+		    tx->recipient_alloc, sizeof(*tx->dsn_notify));
 	}
+	tx->orcpts[tx->recipient_count] = args->rcpt.orcpt[0] != '\0' ?
+	    xstrdup(args->rcpt.orcpt) : NULL;
+	tx->dsn_notify[tx->recipient_count] = args->rcpt.dsn_notify;
 	tx->recipients[tx->recipient_count++] = address;
 	smtp_server_trace("RCPT <%s>: accepted", address);
 	smtp_server_enter_state(s, SMTP_STATE_RCPT);

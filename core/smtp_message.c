@@ -204,14 +204,25 @@ smtp_message_describe(struct smtp_session *s, struct receive_message *m)
 	m->host_port = s->peer_port;
 	m->interface_ip = s->local_ip[0] != '\0' ? s->local_ip : NULL;
 	m->interface_port = s->local_port;
-	/* Exim's names: "s" for TLS, "a" for AUTH, in that order. */
+	/* Exim's names: "s" for TLS, "a" for AUTH, in that order, and a
+	 * "utf8" prefix when MAIL had SMTPUTF8. */
 	if (!s->esmtp)
 		m->protocol = s->tls ? "smtps" : "smtp";
+	else if (s->auth_id[0] != '\0' && tx->smtputf8)
+		m->protocol = s->tls ? "utf8esmtpsa" : "utf8esmtpa";
 	else if (s->auth_id[0] != '\0')
 		m->protocol = s->tls ? "esmtpsa" : "esmtpa";
+	else if (tx->smtputf8)
+		m->protocol = s->tls ? "utf8esmtps" : "utf8esmtp";
 	else
 		m->protocol = s->tls ? "esmtps" : "esmtp";
 	m->chunking = tx->chunking;
+	m->smtputf8 = tx->smtputf8;
+	m->dsn_ret = tx->dsn_ret;
+	m->dsn_envid = tx->dsn_envid;
+	m->orcpts = (const char *const *)tx->orcpts;
+	m->dsn_notify = tx->dsn_notify;
+	m->submission = s->submission;
 	if (s->auth_id[0] != '\0') {
 		m->authenticator = s->authenticator;
 		m->auth_id = s->auth_id;
@@ -220,6 +231,11 @@ smtp_message_describe(struct smtp_session *s, struct receive_message *m)
 		m->tls_cipher = s->tls_cipher;
 		m->tls_version = s->tls_version;
 		m->tls_standard = s->tls_standard;
+		m->tls_verified = s->tls_verified;
+		if (s->tls_peer_dn[0] != '\0')
+			m->tls_peer_dn = s->tls_peer_dn;
+		if (s->tls_sni[0] != '\0')
+			m->tls_sni = s->tls_sni;
 	}
 	m->login = smtp_server.login;
 	m->uid = smtp_server.uid;

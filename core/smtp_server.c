@@ -33,13 +33,16 @@
  * is durable by then, is logged as received.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,6 +59,7 @@
 #include "match.h"
 #include "receive.h"
 #include "smtp_policy.h"
+#include "smtp_server_esc.h"
 #include "smtp_server_private.h"
 #include "spool_store.h"
 #include "tls_server.h"
@@ -71,6 +75,10 @@ static uint64_t session_serial;
 static struct clock_timer *shutdown_timer;
 static smtp_server_done_fn shutdown_done;
 static void *shutdown_arg;
+
+static void smtp_server_tls_up(struct smtp_session *s);
+static enum tls_server_verify smtp_server_tls_verify_mode(
+    struct smtp_session *s);
 
 const char *
 smtp_server_state_name(enum smtp_state state)
@@ -152,11 +160,65 @@ smtp_server_awaits_command(const struct smtp_session *s)
 
 /* Replies */
 
+/* True if port is in list, an Exim list of port numbers and service
+ * names such as submission_ports. */
+static bool
+smtp_server_port_listed(const char *list, int port)
+{
+	struct config_list_iter iter;
+	char item[64];
+	unsigned long long number;
+	struct servent *se;
+
+	config_list_init(&iter, list);
+	while (config_list_next(&iter, item, sizeof(item)) != NULL) {
+		if (parse_uint(item, 65535, &number) == 0) {
+			if ((int)number == port)
+				return true;
+		} else if ((se = getservbyname(item, "tcp")) != NULL &&
+		    ntohs((uint16_t)se->s_port) == port) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Copies the verb of the command being answered into verb ("" when
+ * none): its first word, or "MAIL" and "RCPT" for "MAIL FROM:...". */
+static void
+smtp_server_command_verb(const struct smtp_session *s, char *verb,
+    size_t size)
+{
+	size_t n = 0;
+
+	if (s->command != NULL)
+		while (n + 1 < size && isalpha((unsigned char)s->command[n])) {
+			verb[n] = s->command[n];
+			n++;
+		}
+	verb[n] = '\0';
+}
+
 void
 smtp_server_reply(struct smtp_session *s, const char *text)
 {
-	if (s->bev != NULL)
-		evbuffer_add_printf(bufferevent_get_output(s->bev), "%s\r\n", text);
+	char verb[8];
+	char *coded = NULL;
+
+	if (s->bev == NULL)
+		return;
+	/* RFC 2034: the replies to HELO and EHLO carry no enhanced
+	 * codes, and neither does anything before EHLO. */
+	if (s->esc_offered) {
+		smtp_server_command_verb(s, verb, sizeof(verb));
+		if (strcasecmp(verb, "EHLO") != 0 &&
+		    strcasecmp(verb, "HELO") != 0)
+			coded = smtp_esc_apply(text, verb[0] != '\0' ? verb :
+			    NULL);
+	}
+	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s\r\n",
+	    coded != NULL ? coded : text);
+	free(coded);
 }
 
 void
@@ -220,9 +282,14 @@ smtp_server_tx_free(struct smtp_session *s)
 	spool_data_abort(tx->data);
 	smtp_data_free(&tx->reader);
 	spool_header_free(&tx->header);
-	for (size_t i = 0; i < tx->recipient_count; i++)
+	for (size_t i = 0; i < tx->recipient_count; i++) {
 		free(tx->recipients[i]);
+		free(tx->orcpts[i]);
+	}
 	free(tx->recipients);
+	free(tx->orcpts);
+	free(tx->dsn_notify);
+	free(tx->dsn_envid);
 	free(tx->write_error);
 	free(tx);
 	s->tx = NULL;
@@ -503,6 +570,12 @@ smtp_server_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
+	/* Decrypted input means the handshake is over, even when its event
+	 * has not run yet. */
+	if (s->tls_handshaking &&
+	    SSL_is_init_finished(bufferevent_openssl_get_ssl(bev)))
+		smtp_server_tls_up(s);
+
 	/* Input read before the greeting was written to the socket was
 	 * sent without waiting for it (RFC 5321 4.3.1). */
 	if (!s->greeted && s->is_socket && s->state == SMTP_STATE_CONNECTED &&
@@ -594,6 +667,63 @@ smtp_server_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* True if s's client is in the host list option name (value list); a
+ * list that cannot be matched is logged and matches nothing. */
+static bool
+smtp_server_host_listed(struct smtp_session *s, const char *name,
+    const char *list)
+{
+	char *error = NULL;
+	int rc;
+
+	if (list == NULL || list[0] == '\0')
+		return false;
+	rc = match_hostlist(smtp_server.config, name, list,
+	    (const struct sockaddr *)&s->peer, &error);
+	if (rc < 0) {
+		log_write(LOG_MAIN | LOG_PANIC, NULL, "%s not applied: %s", name,
+		    error);
+		free(error);
+	}
+	return rc == 1;
+}
+
+/* Whether the TLS session of s requests the client's certificate:
+ * tls_verify_hosts first, as in Exim, then tls_try_verify_hosts. */
+static enum tls_server_verify
+smtp_server_tls_verify_mode(struct smtp_session *s)
+{
+	const struct config *c = smtp_server.config;
+
+	if (smtp_server_host_listed(s, "tls_verify_hosts", c->tls_verify_hosts))
+		return TLS_SERVER_VERIFY_REQUIRE;
+	if (smtp_server_host_listed(s, "tls_try_verify_hosts",
+	    c->tls_try_verify_hosts))
+		return TLS_SERVER_VERIFY_TRY;
+	return TLS_SERVER_VERIFY_NONE;
+}
+
+/*
+ * Notes the parameters of a TLS session whose handshake is done.
+ * libevent may run the read callback with the client's first command
+ * (EHLO) before the event callback reports the handshake, so whichever
+ * of the two runs first calls this. Otherwise that EHLO reply would
+ * still offer STARTTLS and leave out AUTH.
+ */
+static void
+smtp_server_tls_up(struct smtp_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	s->tls_handshaking = false;
+	tls_server_describe(ssl, s->tls_cipher, s->tls_version,
+	    s->tls_standard);
+	tls_server_peer(ssl, s->tls_peer_dn, sizeof(s->tls_peer_dn),
+	    &s->tls_verified);
+	tls_server_sni_name(ssl, s->tls_sni, sizeof(s->tls_sni));
+	s->tls = true;
+}
+
 /* The TLS handshake ended: note the session's parameters, or log why
  * it failed (Exim's wording, which log scanners match). Returns false
  * when it failed. */
@@ -604,13 +734,11 @@ smtp_server_tls_event(struct smtp_session *s, short what)
 	char reason[256];
 	unsigned long code;
 
-	s->tls_handshaking = false;
 	if ((what & BEV_EVENT_CONNECTED) != 0) {
-		tls_server_describe(bufferevent_openssl_get_ssl(s->bev),
-		    s->tls_cipher, s->tls_version, s->tls_standard);
-		s->tls = true;
+		smtp_server_tls_up(s);
 		return true;
 	}
+	s->tls_handshaking = false;
 	smtp_server_host_text(s, host, sizeof(host));
 	code = bufferevent_get_openssl_error(s->bev);
 	if (code != 0)
@@ -678,6 +806,7 @@ smtp_server_start_tls(struct smtp_session *s, SSL *ssl)
 
 	evbuffer_drain(in, evbuffer_get_length(in));
 	memset(&s->line_reader, 0, sizeof(s->line_reader));
+	tls_server_session_verify(ssl, smtp_server_tls_verify_mode(s));
 	filter = bufferevent_openssl_filter_new(server_base, s->bev, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (filter == NULL)
@@ -827,6 +956,8 @@ smtp_server_session_start(struct bufferevent *bev, int fd,
 	session_count++;
 	smtp_server.stats.sessions_total++;
 
+	s->submission = s->is_socket &&
+	    smtp_server_port_listed(c->submission_ports, s->local_port);
 	smtp_limits_start_timers(s, server_base);
 	bufferevent_setcb(s->bev, smtp_server_read_cb, smtp_server_write_cb,
 	    smtp_server_event_cb, s);

@@ -80,9 +80,17 @@ enum smtp_auth_step {
 struct smtp_tx {
 	char sender[ADDRESS_SIZE];	/* "" for the null sender */
 	char **recipients;		/* owned, as accepted */
+	/* DSN (RFC 3461) data of each recipient, in step with recipients:
+	 * ORCPT as sent (owned, NULL if none) and NOTIFY bits. */
+	char **orcpts;
+	unsigned *dsn_notify;
 	size_t recipient_count;
 	size_t recipient_alloc;
 	uint64_t declared_size;		/* MAIL's SIZE=, 0 if none */
+	bool smtputf8;			/* MAIL had SMTPUTF8 (RFC 6531) */
+	int dsn_ret;			/* MAIL's RET: enum smtp_dsn_ret */
+	char *dsn_envid;		/* MAIL's ENVID as sent (owned), or
+					 * NULL */
 
 	/* From DATA on. */
 	char id[MSGID_SIZE];
@@ -124,6 +132,14 @@ struct smtp_session {
 	bool tls_flush_wait;		/* closing once the socket's own
 					 * output buffer is empty */
 
+	/* Offered by the last EHLO. */
+	bool dsn_offered;		/* DSN (RFC 3461) */
+	bool smtputf8_offered;		/* SMTPUTF8 (RFC 6531) */
+	bool esc_offered;		/* ENHANCEDSTATUSCODES (RFC 2034):
+					 * replies carry the codes */
+	bool submission;		/* a submission_ports port: AUTH before
+					 * MAIL, Date: and Message-ID: added */
+
 	/* CHUNKING (RFC 3030). */
 	bool chunking_offered;		/* the last EHLO offered CHUNKING */
 	uint64_t bdat_size;		/* size of the current chunk */
@@ -148,6 +164,11 @@ struct smtp_session {
 	char tls_cipher[TLS_SERVER_CIPHER_SIZE];
 	char tls_version[TLS_SERVER_CIPHER_SIZE];
 	char tls_standard[TLS_SERVER_CIPHER_SIZE];
+	/* The client certificate's subject ("" when none was sent), and
+	 * whether it verified against tls_verify_certificates. */
+	char tls_peer_dn[TLS_SERVER_DN_SIZE];
+	bool tls_verified;
+	char tls_sni[SMTP_SERVER_HELO_MAX + 1];	/* name asked for, or "" */
 	struct smtp_line_reader line_reader;
 	unsigned syntax_errors;
 	unsigned unknown_commands;

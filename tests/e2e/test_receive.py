@@ -144,7 +144,8 @@ class ReceiveTest(sluicetest.DaemonTestCase):
         self.assertEqual(c.command(b"EHLO client.test"),
                          b"250-sluice.test Hello client.test [127.0.0.1]\r\n"
                          b"250-SIZE 52428800\r\n250-8BITMIME\r\n"
-                         b"250-PIPELINING\r\n250-CHUNKING\r\n250 HELP\r\n")
+                         b"250-PIPELINING\r\n250-CHUNKING\r\n"
+                         b"250-SMTPUTF8\r\n250 HELP\r\n")
         self.assertEqual(c.command(b"RCPT TO:<b@local.test>"),
                          b"503 sender not yet given\r\n")
 

@@ -138,6 +138,55 @@ class TlsServerTest(sluicetest.DaemonTestCase):
         tf.close()
         tls.close()
 
+    def test_ehlo_in_the_handshake_flight_sees_tls(self):
+        """The client's last handshake message and its EHLO arrive in one
+        write, as Exim sends them: the EHLO reply must already be the one
+        for a TLS session (no STARTTLS), whichever of libevent's read and
+        event callbacks runs first."""
+        passwd = os.path.join(self.certdir, "passwd")
+        with open(passwd, "w") as f:
+            f.write("alice:x\n")
+        d = self.start(settings=self.tls_settings() +
+                       f"auth_passwd_file = {passwd}\n")
+        for attempt in range(5):
+            with self.subTest(attempt=attempt):
+                sock = socket.create_connection(("127.0.0.1", d.port),
+                                                timeout=10)
+                self.addCleanup(sock.close)
+                f = sock.makefile("rb")
+                self.addCleanup(f.close)
+                read_reply(f)
+                sock.sendall(b"EHLO client.test\r\nSTARTTLS\r\n")
+                read_reply(f)
+                self.assertTrue(read_reply(f).startswith(b"220 "))
+                incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+                tls = client_context(self.cert).wrap_bio(incoming, outgoing)
+                while True:
+                    try:
+                        tls.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        if outgoing.pending:
+                            sock.sendall(outgoing.read())
+                        data = sock.recv(65536)
+                        self.assertTrue(data, "server closed mid-handshake")
+                        incoming.write(data)
+                # The client's Finished is still in outgoing: the EHLO
+                # record goes out with it in one write.
+                tls.write(b"EHLO client.test\r\n")
+                sock.sendall(outgoing.read())
+                reply = b""
+                while not re.search(rb"(^|\n)250 [^\n]*\n", reply):
+                    try:
+                        reply += tls.read(65536)
+                    except ssl.SSLWantReadError:
+                        data = sock.recv(65536)
+                        self.assertTrue(data, "server closed the connection")
+                        incoming.write(data)
+                self.assertIn(b"250-sluice.test Hello", reply)
+                self.assertNotIn(b"STARTTLS", reply)
+                self.assertIn(b"AUTH PLAIN LOGIN", reply)
+
     def test_session_is_reset_after_starttls(self):
         d = self.start()
         with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:

@@ -3,10 +3,12 @@
  * argument parser (core/address.c; see tests/fuzz/README.md).
  *
  * The input, cut at its first NUL as the command reader would never pass
- * one on, is parsed in both roles, with and without address literals.
- * What must hold:
- *  - an accepted path is printable ASCII within the RFC 5321 lengths,
- *    its domain offset points after an '@', and written back as
+ * one on, is parsed in both roles, with and without address literals,
+ * and with and without UTF-8 (SMTPUTF8). What must hold:
+ *  - an accepted path is printable ASCII (or, with UTF-8 allowed,
+ *    well-formed UTF-8 without control characters, marked utf8 exactly
+ *    when it contains a byte over 127) within the RFC 5321 lengths, its
+ *    domain offset points after an '@', and written back as
  *    "<address>" it parses again to the same address;
  *  - a rejected path has an error text, and the address copy for the
  *    501 reply is printable ASCII;
@@ -53,8 +55,27 @@ check_params(const char *params, const char *input)
 	}
 }
 
+/* Checks an address accepted with UTF-8 allowed. */
 static void
-check_one(const char *input, enum address_role role, bool literals)
+check_utf8(const struct address_path *path, const char *input)
+{
+	bool high = false;
+
+	if (!address_utf8_valid(path->address))
+		fail("accepted address is not valid UTF-8", input);
+	for (const unsigned char *p = (const unsigned char *)path->address;
+	    *p != '\0'; p++) {
+		if (*p < 32 || *p == 127)
+			fail("accepted address holds a control character",
+			    input);
+		high |= *p >= 0x80;
+	}
+	if (high != path->utf8)
+		fail("utf8 mark does not match the address", input);
+}
+
+static void
+check_one(const char *input, enum address_role role, unsigned flags)
 {
 	struct address_path path, again;
 	char local[ADDRESS_SIZE];
@@ -62,14 +83,17 @@ check_one(const char *input, enum address_role role, bool literals)
 	const char *error = NULL;
 	size_t len;
 
-	if (address_parse_path(input, role, literals, &path, &error) != 0) {
+	if (address_parse_path_flags(input, role, flags, &path, &error) != 0) {
 		if (error == NULL || error[0] == '\0')
 			fail("rejected without a reason", input);
 		check_printable(path.address, input);
 		return;
 	}
 	len = strlen(path.address);
-	check_printable(path.address, input);
+	if (flags & ADDRESS_ALLOW_UTF8)
+		check_utf8(&path, input);
+	else
+		check_printable(path.address, input);
 	if (len > ADDRESS_MAX)
 		fail("address longer than ADDRESS_MAX", input);
 	if (path.domain > 0 && (path.domain >= len ||
@@ -87,7 +111,7 @@ check_one(const char *input, enum address_role role, bool literals)
 	if (path.domain == 0)
 		return;
 	snprintf(written, sizeof(written), "<%s>", path.address);
-	if (address_parse_path(written, role, literals, &again, &error) != 0)
+	if (address_parse_path_flags(written, role, flags, &again, &error) != 0)
 		fail("written-back path does not parse", input);
 	if (strcmp(again.address, path.address) != 0 ||
 	    again.domain != path.domain)
@@ -103,10 +127,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(input, data, size);
 	input[size] = '\0';
-	check_one(input, ADDRESS_SENDER, false);
-	check_one(input, ADDRESS_SENDER, true);
-	check_one(input, ADDRESS_RECIPIENT, false);
-	check_one(input, ADDRESS_RECIPIENT, true);
+	for (unsigned flags = 0; flags < 4; flags++) {
+		check_one(input, ADDRESS_SENDER, flags);
+		check_one(input, ADDRESS_RECIPIENT, flags);
+	}
 	free(input);
 	return 0;
 }

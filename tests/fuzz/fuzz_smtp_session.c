@@ -14,7 +14,8 @@
  * or "ddd-" and CRLF) or part of the -bh notice after a message.
  * Anything else calls abort(), which libFuzzer reports with the input.
  *
- * The configuration has small limits, so that inputs reach them.
+ * The configuration has small limits, so that inputs reach them, and
+ * offers DSN and enhanced status codes, so that their paths are run.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -47,7 +48,9 @@ static const char fuzz_config_text[] =
 	"header_maxsize = 2K\n"
 	"header_line_maxsize = 300\n"
 	"received_headers_max = 3\n"
-	"smtp_accept_max_per_connection = 3\n";
+	"smtp_accept_max_per_connection = 3\n"
+	"dsn_advertise_hosts = *\n"
+	"smtp_enhanced_status_codes = true\n";
 
 static struct event_base *base;
 static struct config *config;
