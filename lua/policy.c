@@ -34,6 +34,12 @@
 /* A tick handler that keeps failing is logged on its first failure and
  * then once per this many. */
 #define POLICY_TICK_LOG_EVERY	60
+/* The queue-side handlers run per message: the same failure of one of
+ * them is logged this many times in a row, then one time in
+ * POLICY_QUEUE_LOG_EVERY, until the handler succeeds or fails in
+ * another way. */
+#define POLICY_QUEUE_LOG_FIRST	10
+#define POLICY_QUEUE_LOG_EVERY	100
 /* Room for an error message in a log line, before escaping. */
 #define POLICY_ERROR_TEXT_MAX	512
 
@@ -48,9 +54,6 @@ static struct {
 	unsigned replace_failures;	/* in a row */
 } policy;
 
-/* Pushes the arguments of one handler call and returns their number. */
-typedef int (*policy_push_fn)(lua_State *L, void *arg);
-
 /* One handler call, passed through the protected call as a light
  * userdata. */
 struct policy_invocation {
@@ -58,6 +61,8 @@ struct policy_invocation {
 	enum policy_event event;
 	policy_push_fn push;
 	void *arg;
+	policy_collect_fn collect;	/* NULL: results stay on the stack */
+	void *collect_arg;
 };
 
 bool
@@ -119,6 +124,28 @@ policy_log_failure(struct policy_state *ps, enum policy_event event,
 	if (len > 0 && strncmp(message, where, len) == 0 &&
 	    message[len] == ':' && message[len + 1] == ' ')
 		message += len + 2;
+	if (event >= POLICY_EVENT_ROUTE) {
+		/* Queue-side handlers run per message: the same failure again
+		 * and again is logged at first, then one time in many. */
+		uint64_t hash = 1469598103934665603ULL;
+
+		for (const char *c = message; *c != '\0'; c++)
+			hash = (hash ^ (unsigned char)*c) * 1099511628211ULL;
+		if (hash != ps->failure_hash[event]) {
+			ps->failure_hash[event] = hash;
+			ps->failures[event] = 0;
+		}
+		ps->failures[event]++;
+		if (ps->failures[event] > POLICY_QUEUE_LOG_FIRST &&
+		    ps->failures[event] % POLICY_QUEUE_LOG_EVERY != 0)
+			return;
+		if (ps->failures[event] == POLICY_QUEUE_LOG_FIRST)
+			log_write(LOG_MAIN | LOG_PANIC, NULL, "policy %s handler "
+			    "failed the same way %d times in a row: from now on "
+			    "one such failure in %d is logged",
+			    policy_event_name(event), POLICY_QUEUE_LOG_FIRST,
+			    POLICY_QUEUE_LOG_EVERY);
+	}
 	log_line_escape(escaped, sizeof(escaped), message,
 	    POLICY_ERROR_TEXT_MAX, LOG_ESCAPE_TEXT);
 	log_write(LOG_MAIN | LOG_PANIC, msgid, "policy %s handler failed at %s: "
@@ -156,7 +183,8 @@ policy_replace_abandoned(void)
 /* ---- calling handlers ---- */
 
 /* Runs in protected mode: pushes the handler and its arguments and
- * calls it. Returns the handler's results. */
+ * calls it. Returns the handler's results, or none when they went to
+ * the invocation's collect function. */
 static int
 policy_invoke(lua_State *L)
 {
@@ -167,7 +195,10 @@ policy_invoke(lua_State *L)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, inv->ps->handlers[inv->event].ref);
 	nargs = inv->push != NULL ? inv->push(L, inv->arg) : 0;
 	lua_call(L, nargs, LUA_MULTRET);
-	return lua_gettop(L);
+	if (inv->collect == NULL)
+		return lua_gettop(L);
+	inv->collect(L, lua_gettop(L), inv->collect_arg);
+	return 0;
 }
 
 /*
@@ -178,9 +209,9 @@ policy_invoke(lua_State *L)
  */
 static int
 policy_run(struct policy_state *ps, enum policy_event event,
-    const char *msgid, policy_push_fn push, void *arg, int *base)
+    const char *msgid, struct policy_invocation *inv_in, int *base)
 {
-	struct policy_invocation inv = { ps, event, push, arg };
+	struct policy_invocation inv = *inv_in;
 	lua_State *L;
 	int rc;
 
@@ -247,6 +278,33 @@ policy_run(struct policy_state *ps, enum policy_event event,
 		return -1;
 	}
 	return lua_gettop(L) - *base;
+}
+
+int
+policy_call(struct policy_state *ps, enum policy_event event,
+    const char *msgid, policy_push_fn push, void *push_arg,
+    policy_collect_fn collect, void *collect_arg)
+{
+	struct policy_invocation inv = { ps, event, push, push_arg, collect,
+	    collect_arg };
+	int base = 0, n;
+
+	if (ps == NULL || (ps->L != NULL &&
+	    ps->handlers[event].ref == LUA_NOREF))
+		return 0;
+	n = policy_run(ps, event, msgid, &inv, &base);
+	if (n >= 0 && ps->failures[event] > 0) {
+		if (ps->failures[event] > POLICY_QUEUE_LOG_FIRST)
+			log_write(LOG_MAIN, NULL, "policy %s handler succeeded "
+			    "again after %llu failures in a row",
+			    policy_event_name(event),
+			    (unsigned long long)ps->failures[event]);
+		ps->failures[event] = 0;
+	}
+	if (n < 0)
+		return -1;
+	lua_settop(ps->L, base);
+	return 1;
 }
 
 /* Fills v from a reply text the handler gave, checking it. */
@@ -343,8 +401,9 @@ policy_session_event(struct policy_state *ps, enum policy_event event,
     const char *msgid, policy_push_fn push, void *arg,
     struct policy_verdict *v)
 {
+	struct policy_invocation inv = { ps, event, push, arg, NULL, NULL };
 	int base = 0;
-	int n = policy_run(ps, event, msgid, push, arg, &base);
+	int n = policy_run(ps, event, msgid, &inv, &base);
 
 	memset(v, 0, sizeof(*v));
 	if (n < 0)
@@ -489,8 +548,9 @@ policy_verdict_text(const struct policy_verdict *v, char *buf, size_t size)
 static int
 policy_run_plain(struct policy_state *ps, enum policy_event event)
 {
+	struct policy_invocation inv = { ps, event, NULL, NULL, NULL, NULL };
 	int base = 0;
-	int n = policy_run(ps, event, NULL, NULL, NULL, &base);
+	int n = policy_run(ps, event, NULL, &inv, &base);
 
 	if (n > 0)
 		lua_settop(ps->L, base);

@@ -16,8 +16,10 @@
 
 #include "config.h"
 #include "policy.h"
+#include "policy_queue.h"
 
-/* Events a policy can register for, in the order of a session. */
+/* Events a policy can register for: those of a session in their order,
+ * the timers, then the queue-side events of policy_queue.c. */
 enum policy_event {
 	POLICY_EVENT_CONNECT,
 	POLICY_EVENT_HELO,
@@ -27,6 +29,10 @@ enum policy_event {
 	POLICY_EVENT_MESSAGE,
 	POLICY_EVENT_TICK,
 	POLICY_EVENT_RELOAD,
+	POLICY_EVENT_ROUTE,
+	POLICY_EVENT_SELECT_SOURCE,
+	POLICY_EVENT_SHAPING,
+	POLICY_EVENT_DELIVERY_RESULT,
 	POLICY_EVENT_COUNT
 };
 
@@ -78,6 +84,10 @@ struct policy_state {
 	enum policy_event event;	/* the handler running */
 	const char *msgid;		/* of the running call, or NULL */
 	bool quiet;			/* do not log failures (tick) */
+	/* The same failure in a row of each queue-side handler, whose
+	 * logging thins out after the first few (policy_log_failure()). */
+	uint64_t failures[POLICY_EVENT_COUNT];
+	uint64_t failure_hash[POLICY_EVENT_COUNT];
 	char error_where[POLICY_WHERE_SIZE];	/* of the last error */
 
 	struct policy_handler handlers[POLICY_EVENT_COUNT];
@@ -86,7 +96,29 @@ struct policy_state {
 	int jit_util_ref;		/* jit.util, for "policy" statistics */
 	char *policy_file;		/* owned */
 	char *search_path;		/* owned; lua_path as folders */
+	/* Sources, pools and classes the top level declared; owned, NULL
+	 * until the first declaration (see policy_declarations.c). */
+	struct policy_declared *declared;
 };
+
+/* policy.c */
+
+/* Pushes the arguments of one handler call and returns their number. */
+typedef int (*policy_push_fn)(lua_State *L, void *arg);
+/* Reads the nresults results of a handler, at stack index 1 and up.
+ * Runs inside the protected call and may raise, which fails the call. */
+typedef void (*policy_collect_fn)(lua_State *L, int nresults, void *arg);
+
+/*
+ * Calls the handler of event in ps with the arguments push pushes (push
+ * may be NULL) and hands its results to collect (may be NULL), both
+ * inside the protected call, under the time budget and the memory cap.
+ * Returns 1 when the handler ran, 0 when ps is NULL or has no handler
+ * for event, or -1 after logging the failure with msgid (may be NULL).
+ */
+int policy_call(struct policy_state *ps, enum policy_event event,
+    const char *msgid, policy_push_fn push, void *push_arg,
+    policy_collect_fn collect, void *collect_arg);
 
 /* policy_state.c */
 
@@ -142,6 +174,53 @@ void policy_objects_open(lua_State *L);
 void policy_objects_push_conn(lua_State *L, const struct policy_conn *conn);
 void policy_objects_push_tx(lua_State *L, const struct policy_tx *tx);
 void policy_objects_push_msg(lua_State *L, struct policy_message *msg);
+
+/* policy_declarations.c */
+
+/* Adds sluice.source, sluice.pool and sluice.class to the table on top
+ * of the stack. */
+void policy_declarations_open(lua_State *L);
+
+/* Frees ps->declared. Accepts a state without declarations. */
+void policy_declarations_free(struct policy_state *ps);
+
+/* True if name is "default" or a pool that decls (may be NULL)
+ * declares. */
+bool policy_declarations_has_pool(const struct policy_declarations *decls,
+    const char *name);
+
+/* The state's declarations, or NULL when its policy declared none. */
+const struct policy_declarations *policy_declarations_of(
+    const struct policy_state *ps);
+
+/* policy_queue.c */
+
+/* Adds sluice.suspend to the table on top of the stack. */
+void policy_queue_open(lua_State *L);
+
+/* Checks of declared names and of values handlers return; len is the
+ * length of s, which may contain NUL bytes. */
+bool policy_queue_name_ok(const char *s, size_t len);	/* [A-Za-z0-9_.-]{1,64} */
+bool policy_queue_ip_ok(const char *s, size_t len);	/* IPv4 or IPv6 text */
+bool policy_queue_host_ok(const char *s, size_t len);	/* a host name */
+bool policy_queue_site_ok(const char *s, size_t len);
+
+/*
+ * Validators of handler results: each reads the value at idx with raw
+ * access only, so no metamethod runs, but it may raise a memory error
+ * and so must run in a protected call. Each returns 1 and fills its out
+ * argument when the value is a valid result, 0 for nil (out untouched),
+ * or -1 with a message in problem (size bytes); out may then be partly
+ * filled.
+ */
+int policy_queue_check_route(lua_State *L, int idx,
+    const struct policy_declarations *decls, struct policy_route_out *out,
+    char *problem, size_t size);
+int policy_queue_check_source(lua_State *L, int idx,
+    const struct policy_path_in *in, size_t *index, char *problem,
+    size_t size);
+int policy_queue_check_shaping(lua_State *L, int idx,
+    struct policy_shaping *out, char *problem, size_t size);
 
 /* policy_budget.c */
 

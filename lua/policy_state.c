@@ -2,7 +2,8 @@
  * policy_state.c - one LuaJIT state: its allocator with the memory cap,
  * its creation and the run of the policy file's top level, and the
  * sluice library table (sluice.on, log, config, now, hostname,
- * version, and the shared tables of policy_tables_lua.c).
+ * version, the shared tables of policy_tables_lua.c, the declarations
+ * of policy_declarations.c and sluice.suspend of policy_queue.c).
  *
  * Every call into Lua, the set-up included, runs in protected mode, so
  * a memory error never reaches LuaJIT's panic function. A panic is
@@ -47,6 +48,10 @@ static const char *const policy_event_names[POLICY_EVENT_COUNT] = {
 	[POLICY_EVENT_MESSAGE] = "message",
 	[POLICY_EVENT_TICK] = "tick",
 	[POLICY_EVENT_RELOAD] = "reload",
+	[POLICY_EVENT_ROUTE] = "route",
+	[POLICY_EVENT_SELECT_SOURCE] = "select_source",
+	[POLICY_EVENT_SHAPING] = "shaping",
+	[POLICY_EVENT_DELIVERY_RESULT] = "delivery_result",
 };
 
 const char *
@@ -320,6 +325,8 @@ policy_state_open_library(lua_State *L, struct policy_state *ps)
 	lua_pushstring(L, PACKAGE_VERSION);
 	lua_setfield(L, -2, "version");
 	policy_tables_open(L);
+	policy_declarations_open(L);
+	policy_queue_open(L);
 }
 
 /* ---- creating and loading ---- */
@@ -506,6 +513,7 @@ policy_state_free(struct policy_state *ps)
 		lua_close(ps->L);
 	SLUICE_ASSERT(ps->blocks->next == ps->blocks);
 	free(ps->blocks);
+	policy_declarations_free(ps);
 	free(ps->policy_file);
 	free(ps->search_path);
 	free(ps);
