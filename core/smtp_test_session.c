@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "policy.h"
+#include "policy_tables.h"
 #include "smtp_server.h"
 #include "smtp_test_session.h"
 #include "util.h"
@@ -145,7 +146,15 @@ smtp_test_session_run(const struct config *config, const char *host)
 	bufferevent_enable(pair[1], EV_READ | EV_WRITE);
 	log_set_divert(smtp_test_session_log_cb);
 	/* The policy runs as in the daemon, so that the trace shows each
-	 * handler's verdict; there is no tick timer. */
+	 * handler's verdict; there is no tick timer. It reads the tables as
+	 * the daemon last saved them, and what it changes is never saved. */
+	if (policy_tables_configure(config->day_rollover,
+	    config->policy_table_max_entries, &error) < 0) {
+		fprintf(stderr, "sluice: %s: %s\n", config->config_file, error);
+		free(error);
+		goto out;
+	}
+	policy_tables_load_saved(config->spool_directory);
 	if (policy_start(NULL, config, &error) < 0) {
 		fprintf(stderr, "sluice: %s\n", error);
 		free(error);

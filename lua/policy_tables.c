@@ -269,6 +269,14 @@ policy_tables_evicted(enum policy_table_id id)
 	return policy_table_get(id)->evicted;
 }
 
+void
+policy_tables_count_evicted(enum policy_table_id id, uint64_t n)
+{
+	struct policy_table *t = policy_table_get(id);
+
+	t->evicted = n > UINT64_MAX - t->evicted ? UINT64_MAX : t->evicted + n;
+}
+
 size_t
 policy_tables_size(enum policy_table_id id)
 {

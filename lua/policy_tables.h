@@ -80,7 +80,8 @@ void policy_tables_set_max(enum policy_table_id table, size_t max_entries);
  * *error set (caller frees) and nothing changed for an invalid value. */
 int policy_tables_configure(const char *day_rollover, int max_entries,
     char **error);
-/* Returns the entries evicted from table since the last reset. */
+/* Returns the entries evicted from table since the last reset, plus
+ * those of earlier runs when the table was loaded from its file. */
 uint64_t policy_tables_evicted(enum policy_table_id table);
 /* Returns the number of entries in table. */
 size_t policy_tables_size(enum policy_table_id table);
@@ -231,6 +232,10 @@ struct event_base;
  */
 int policy_tables_persist_start(struct event_base *base, const char *spool,
     char **error);
+/* Loads the tables saved under spool/hints/ without starting the writer,
+ * for a process that reads them but must not save (-bh). Files that
+ * cannot be read are logged as at start-up. */
+void policy_tables_load_saved(const char *spool);
 /* Hands a snapshot of the saved tables to the writer thread now. */
 void policy_tables_save_now(void);
 /* Saves the tables a last time and waits until the files are written. */
@@ -239,7 +244,9 @@ void policy_tables_persist_stop(void);
 /*
  * Prints the saved table name ("counters", "scores", "warmup" or
  * "suppress") from spool/hints/ to out, one entry per line, for
- * "sluice -bpt NAME". The figures are those of the daemon's last save.
+ * "sluice -bpt NAME", then a line "# evicted=N" with the table's eviction
+ * count. The figures are those of the daemon's last save. A file written
+ * with another record layout is an error that names both layouts.
  * Returns 0, or -1 with *error set (caller frees).
  */
 int policy_tables_dump(const char *spool, const char *name, FILE *out,

@@ -23,15 +23,19 @@
 #define POLICY_WARMUP_CLASS	"sluice.warmup"
 #define POLICY_SUPPRESS_CLASS	"sluice.suppress"
 
-/* Returns the name argument at idx, bounded by POLICY_TABLE_KEY_MAX. */
+/* Returns the name argument at idx, bounded by POLICY_TABLE_KEY_MAX.
+ * NUL bytes are refused, as in every other table key, which keeps the
+ * saved files' layout key apart from the entries. */
 static const char *
 policy_tables_check_name(lua_State *L, int idx, size_t *len)
 {
 	const char *name = luaL_checklstring(L, idx, len);
 
-	if (*len == 0 || *len > POLICY_TABLE_KEY_MAX)
+	if (*len == 0 || *len > POLICY_TABLE_KEY_MAX ||
+	    memchr(name, '\0', *len) != NULL)
 		luaL_argerror(L, idx, lua_pushfstring(L,
-		    "name must be 1 to %d bytes", POLICY_TABLE_KEY_MAX));
+		    "name must be 1 to %d bytes without NUL",
+		    POLICY_TABLE_KEY_MAX));
 	return name;
 }
 

@@ -40,4 +40,14 @@ int policy_table_delete(enum policy_table_id table, const char *key,
 int policy_table_walk(enum policy_table_id table,
     int (*fn)(struct policy_table_entry *entry, void *arg), void *arg);
 
+/* Adds n to table's eviction count, for counts saved by an earlier
+ * run. */
+void policy_tables_count_evicted(enum policy_table_id table, uint64_t n);
+
+/* The key of the layout record in each saved table (see
+ * policy_tables_persist.c): it starts with a NUL byte, which no entry's
+ * key does. */
+#define POLICY_TABLES_LAYOUT_KEY	"\0layout"
+#define POLICY_TABLES_LAYOUT_KEY_LEN	(sizeof(POLICY_TABLES_LAYOUT_KEY) - 1)
+
 #endif

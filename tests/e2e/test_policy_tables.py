@@ -132,6 +132,82 @@ class PolicyTablesTest(sluicetest.DaemonTestCase):
         self.send(d, "here@one.test")
         self.wait_count(d, "one.test", 1)
 
+    def test_eviction_count_saved_and_bh_reads_tables(self):
+        # 150 fillers and one count per message in a table of 100.
+        d = self.daemon(settings="lua_policy = policy.lua\n"
+                        "policy_table_max_entries = 100\n"
+                        "hostlist relay_from_hosts = 127.0.0.1\n")
+        with open(os.path.join(d.dir, "policy.lua"), "w") as f:
+            f.write("""
+sluice.on("rcpt", function(tx, rcpt)
+  for i = 1, 150 do sluice.counters:incr("fill:" .. i) end
+  local n = sluice.counters:incr("rcpt:" .. rcpt:match("@(.+)$"))
+  sluice.log("info", string.format("count %s %d", rcpt:match("@(.+)$"), n))
+end)
+sluice.on("mail", function(tx, sender)
+  if sender == "ask@example.org" then
+    sluice.counters:incr("bh:touched")
+    return "reject", 550, "seen " .. sluice.counters:get("rcpt:one.test")
+  end
+end)
+""")
+        d.start()
+        self.send(d, "bob@one.test")
+        self.wait_count(d, "one.test", 1)
+        self.assertEqual(d.stop(), 0)
+        result = d.run("-bpt", "counters")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        lines = result.stdout.decode().splitlines()
+        self.assertEqual(lines[-1], "# evicted=51")
+        self.assertEqual(len(lines), 101)
+
+        # The count carries over a restart and its save.
+        d.start()
+        self.assertEqual(d.stop(), 0)
+        result = d.run("-bpt", "counters")
+        self.assertEqual(result.stdout.decode().splitlines()[-1],
+                         "# evicted=51")
+
+        # -bh reads the saved count and saves nothing it changes.
+        result = d.run("-bh", "192.0.2.7", input=(
+            b"EHLO client.example\r\nMAIL FROM:<ask@example.org>\r\n"
+            b"QUIT\r\n"))
+        self.assertIn(b"550 seen 1\r\n", result.stdout)
+        result = d.run("-bpt", "counters")
+        self.assertNotIn(b"bh:touched", result.stdout)
+        self.assertRegex(result.stdout.decode(),
+                         r"(?m)^rcpt:one\.test total=1 ")
+
+    def test_file_of_another_layout_is_reported(self):
+        d = self.count_daemon()
+        # A test build saves with the record layout this variable names,
+        # as a build with a changed layout would.
+        os.environ["SLUICE_TEST_TABLE_LAYOUT"] = "7"
+        try:
+            d.start()
+        finally:
+            del os.environ["SLUICE_TEST_TABLE_LAYOUT"]
+        self.send(d, "bob@one.test")
+        self.wait_count(d, "one.test", 1)
+        self.assertEqual(d.stop(), 0)
+
+        result = d.run("-bpt", "counters")
+        self.assertEqual(result.returncode, 1)
+        self.assertRegex(result.stderr.decode(),
+                         r"^sluice: -bpt: \S+/hints/counters\.db was "
+                         r"written with record layout 7 \(\d+-byte values\), "
+                         r"but this build reads record layout 1 "
+                         r"\(\d+-byte values\), so its 1 entries cannot "
+                         r"be read\n$")
+        d.start()
+        sluicetest.wait_for(
+            lambda: "policy table counters not loaded, starting empty: "
+            in d.log(), WAIT, "the layout report in mainlog")
+        self.assertIn("record layout 7", d.log())
+        self.send(d, "carol@one.test")
+        self.wait_count(d, "one.test", 1)
+        self.assertEqual(self.counts(d, "one.test"), [1, 1])
+
 
 if __name__ == "__main__":
     sluicetest.main()

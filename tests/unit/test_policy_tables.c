@@ -521,6 +521,128 @@ test_save_and_load_round_trip(void **state)
 	remove_spool(dir);
 }
 
+/* Prints saved table name into buf with policy_tables_dump(); returns
+ * its result. */
+static int
+dump_table(const char *dir, const char *name, char *buf, size_t size,
+    char **error)
+{
+	FILE *fp = fmemopen(buf, size, "w");
+	int rc;
+
+	assert_non_null(fp);
+	rc = policy_tables_dump(dir, name, fp, error);
+	fclose(fp);
+	return rc;
+}
+
+static void
+test_eviction_count_is_saved(void **state)
+{
+	struct event_base *base = event_base_new();
+	char dir[64], text[1024], *error = NULL;
+
+	(void)state;
+	make_spool(dir, sizeof(dir));
+	assert_int_equal(policy_tables_persist_start(base, dir, &error), 0);
+	policy_tables_set_max(POLICY_TABLE_COUNTERS, 2);
+	INCR("a", 1);
+	INCR("b", 1);
+	INCR("c", 1);
+	INCR("d", 1);
+	assert_int_equal(policy_tables_evicted(POLICY_TABLE_COUNTERS), 2);
+	policy_tables_persist_stop();
+
+	assert_int_equal(dump_table(dir, "counters", text, sizeof(text),
+	    &error), 0);
+	assert_non_null(strstr(text, "\nd total=1 "));
+	assert_non_null(strstr(text, "\n# evicted=2\n"));
+	assert_null(strstr(text, "a total"));
+
+	/* A restart carries the count on, and evictions add to it. */
+	policy_tables_reset(2);
+	assert_int_equal(policy_tables_persist_start(base, dir, &error), 0);
+	assert_int_equal(policy_tables_evicted(POLICY_TABLE_COUNTERS), 2);
+	INCR("e", 1);
+	assert_int_equal(policy_tables_evicted(POLICY_TABLE_COUNTERS), 3);
+	policy_tables_persist_stop();
+	policy_tables_reset(0);
+	assert_int_equal(dump_table(dir, "counters", text, sizeof(text),
+	    &error), 0);
+	assert_non_null(strstr(text, "# evicted=3\n"));
+	event_base_free(base);
+	remove_spool(dir);
+}
+
+/* Writes a counters file with one entry of value_size bytes and, with
+ * with_layout, a layout record naming version and value_size. */
+static void
+write_layout_file(const char *dir, unsigned version, uint32_t value_size,
+    bool with_layout)
+{
+	struct hints_snapshot *s = hints_snapshot_new("counters");
+	unsigned char layout[14] = { 1, (unsigned char)version,
+	    (unsigned char)(value_size >> 24), (unsigned char)(value_size >> 16),
+	    (unsigned char)(value_size >> 8), (unsigned char)value_size,
+	    0, 0, 0, 0, 0, 0, 0, 9 };
+	unsigned char *record = calloc(1, value_size + 1);
+	char *error = NULL;
+
+	assert_non_null(record);
+	record[0] = (unsigned char)version;
+	if (with_layout)
+		hints_snapshot_add(s, "\0layout", 7, layout, sizeof(layout));
+	hints_snapshot_add(s, "old", 3, record, value_size + 1);
+	assert_int_equal(hints_db_write(dir, s, &error), 0);
+	hints_snapshot_free(s);
+	free(record);
+}
+
+static void
+test_other_layout_is_reported(void **state)
+{
+	struct event_base *base = event_base_new();
+	char dir[64], text[1024], *error = NULL;
+
+	(void)state;
+	make_spool(dir, sizeof(dir));
+	write_layout_file(dir, 99, 640, true);
+	assert_int_equal(policy_tables_persist_start(base, dir, &error), 0);
+	assert_non_null(strstr(logged, "policy table counters not loaded, "
+	    "starting empty: "));
+	assert_non_null(strstr(logged, "/hints/counters.db was written with "
+	    "record layout 99 (640-byte values), but this build reads record "
+	    "layout 1 ("));
+	assert_non_null(strstr(logged, "so its 1 entries cannot be read"));
+	assert_int_equal(policy_tables_size(POLICY_TABLE_COUNTERS), 0);
+	assert_int_equal(policy_tables_evicted(POLICY_TABLE_COUNTERS), 0);
+	policy_tables_persist_stop();	/* nothing counted: not replaced */
+
+	policy_tables_reset(0);
+	assert_int_equal(dump_table(dir, "counters", text, sizeof(text),
+	    &error), -1);
+	assert_non_null(strstr(error, "record layout 99 (640-byte values)"));
+	free(error);
+	error = NULL;
+
+	/* A file from before layout records: the record of another size
+	 * is skipped and counted. */
+	policy_tables_reset(0);
+	logged[0] = '\0';
+	write_layout_file(dir, 1, 3, false);
+	assert_int_equal(policy_tables_persist_start(base, dir, &error), 0);
+	assert_non_null(strstr(logged, "policy table counters: 1 records of "
+	    "another layout skipped"));
+	policy_tables_persist_stop();
+	policy_tables_reset(0);
+	assert_int_equal(dump_table(dir, "counters", text, sizeof(text),
+	    &error), 0);
+	assert_string_equal(text, "# 1 records of another layout skipped\n"
+	    "# evicted=0\n");
+	event_base_free(base);
+	remove_spool(dir);
+}
+
 static void
 test_corrupt_file_starts_empty(void **state)
 {
@@ -809,6 +931,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_suppress_full_never_evicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_configure_checks_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_and_load_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eviction_count_is_saved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_layout_is_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file_starts_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_save_keeps_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file_reads_empty, setup, teardown),
