@@ -30,6 +30,10 @@ static _Atomic int64_t fake_wall_offset_usec;
 static _Atomic int64_t fake_monotonic_offset_usec;
 #ifdef SLUICE_TEST_HOOKS
 static struct clock_timer *armed_timers;
+/* While frozen, both clocks read the real time of the freeze plus their
+ * offsets, and only an advance moves them. */
+static _Atomic bool fake_frozen;
+static _Atomic int64_t frozen_wall_usec, frozen_monotonic_usec;
 #endif
 
 static int64_t
@@ -45,7 +49,12 @@ clock_now_tv(struct timeval *tv)
 	int64_t usec;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	usec = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + wall_offset_usec();
+	usec = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+#ifdef SLUICE_TEST_HOOKS
+	if (atomic_load(&fake_frozen))
+		usec = atomic_load(&frozen_wall_usec);
+#endif
+	usec += wall_offset_usec();
 	tv->tv_sec = (time_t)(usec / 1000000);
 	tv->tv_usec = (suseconds_t)(usec % 1000000);
 }
@@ -67,6 +76,10 @@ clock_monotonic_usec(void)
 	    memory_order_relaxed);
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+#ifdef SLUICE_TEST_HOOKS
+	if (atomic_load(&fake_frozen))
+		return (uint64_t)(atomic_load(&frozen_monotonic_usec) + offset);
+#endif
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000 +
 	    (uint64_t)offset;
 }
@@ -78,6 +91,13 @@ clock_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+#ifdef SLUICE_TEST_HOOKS
+	/* Not due on a frozen clock: it stays armed, and the advance that
+	 * makes it due fires it. */
+	if (atomic_load(&fake_frozen) &&
+	    clock_monotonic_usec() < timer->deadline_usec)
+		return;
+#endif
 	clock_timer_cancel(timer);
 	timer->fn(timer->arg);	/* the callback may free the timer */
 }
@@ -163,15 +183,12 @@ clock_fake_offset_usec(void)
 	return wall_offset_usec();
 }
 
-void
-clock_fake_advance(int64_t usec)
+/* Re-arms every armed timer for what remains of its delay. */
+static void
+clock_fake_rearm(void)
 {
-	uint64_t now;
+	uint64_t now = clock_monotonic_usec();
 
-	atomic_fetch_add(&fake_wall_offset_usec, usec);
-	if (usec > 0)
-		atomic_fetch_add(&fake_monotonic_offset_usec, usec);
-	now = clock_monotonic_usec();
 	for (struct clock_timer *t = armed_timers; t != NULL; t = t->next) {
 		uint64_t remaining =
 		    t->deadline_usec > now ? t->deadline_usec - now : 0;
@@ -179,6 +196,45 @@ clock_fake_advance(int64_t usec)
 		evtimer_del(t->event);
 		clock_timer_schedule(t, remaining);
 	}
+}
+
+void
+clock_fake_advance(int64_t usec)
+{
+	atomic_fetch_add(&fake_wall_offset_usec, usec);
+	if (usec > 0)
+		atomic_fetch_add(&fake_monotonic_offset_usec, usec);
+	clock_fake_rearm();
+}
+
+static int64_t
+real_usec(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+clock_fake_freeze(bool freeze)
+{
+	if (freeze == atomic_load(&fake_frozen))
+		return;
+	if (freeze) {
+		atomic_store(&frozen_wall_usec, real_usec(CLOCK_REALTIME));
+		atomic_store(&frozen_monotonic_usec, real_usec(CLOCK_MONOTONIC));
+		atomic_store(&fake_frozen, true);
+		return;
+	}
+	/* The real clocks went on meanwhile: take that time out of the
+	 * offsets, so that both clocks go on from where they stood. */
+	atomic_fetch_sub(&fake_wall_offset_usec,
+	    real_usec(CLOCK_REALTIME) - atomic_load(&frozen_wall_usec));
+	atomic_fetch_sub(&fake_monotonic_offset_usec,
+	    real_usec(CLOCK_MONOTONIC) - atomic_load(&frozen_monotonic_usec));
+	atomic_store(&fake_frozen, false);
+	clock_fake_rearm();
 }
 
 void

@@ -52,6 +52,10 @@ int64_t clock_fake_offset_usec(void);
  * due. A negative usec steps only the wall clock back, for tests of clock
  * steps; the monotonic clock never goes back. */
 void clock_fake_advance(int64_t usec);
+/* Stops both clocks (true) or lets them run on from where they stand
+ * (false). While stopped, timers fire only when an advance makes them
+ * due. */
+void clock_fake_freeze(bool freeze);
 /* Reads SLUICE_TEST_CLOCK_OFFSET (seconds) from the environment, so that
  * command-line runs can share a test's clock. */
 void clock_fake_init_from_env(void);

@@ -73,6 +73,14 @@ const struct config_option config_options[] = {
 	{ "auth_plaintext_hosts", CONFIG_TYPE_LIST,
 	    FIELD(auth_plaintext_hosts), "", false, 0, 0, NULL,
 	    "host list of the clients offered AUTH without TLS" },
+	{ "bounce_return_message", CONFIG_TYPE_BOOL,
+	    FIELD(bounce_return_message), "true", false, 0, 0, NULL,
+	    "return the failed message (or its header section for RET=HDRS) "
+	    "in the last part of a bounce" },
+	{ "bounce_return_size_limit", CONFIG_TYPE_SIZE,
+	    FIELD(bounce_return_size_limit), "100K", false, 0, 0, NULL,
+	    "bytes of the failed message's body that a bounce returns at "
+	    "most; the text part says when it was cut; 0 for no limit" },
 	{ "check_log_inodes", CONFIG_TYPE_INT, FIELD(check_log_inodes),
 	    "100", false, 0, INT_MAX, NULL,
 	    "free inodes the log directory must keep: below it, MAIL gets "
@@ -127,6 +135,10 @@ const struct config_option config_options[] = {
 	    "times after arrival at which the sender of a message still "
 	    "queued gets a delay warning, the last one repeating; 0s for "
 	    "none" },
+	{ "delivery_attempts_max", CONFIG_TYPE_INT,
+	    FIELD(delivery_attempts_max), "500", false, 1, 100000, NULL,
+	    "most messages in delivery at once; more that are due wait in "
+	    "memory, highest queue class first, and need no file open" },
 	{ "delivery_port", CONFIG_TYPE_INT, FIELD(delivery_port),
 	    "25", false, 1, 65535, NULL,
 	    "TCP port of remote SMTP servers that deliveries connect to" },
@@ -141,6 +153,10 @@ const struct config_option config_options[] = {
 	    FIELD(dsn_advertise_hosts), "", false, 0, 0, NULL,
 	    "host list of the clients offered DSN (RFC 3461: NOTIFY, ORCPT, "
 	    "RET and ENVID, stored in the spool as Exim stores them)" },
+	{ "dsn_from", CONFIG_TYPE_STRING, FIELD(dsn_from),
+	    "", false, 0, 0, NULL,
+	    "From: field of bounces; empty uses \"Mail Delivery System "
+	    "<Mailer-Daemon@qualify_domain>\"" },
 	{ "egress_sources", CONFIG_TYPE_LIST, FIELD(egress_sources),
 	    "", false, 0, 0, config_check_egress_source,
 	    "local IP addresses that deliveries connect from, each with the "
@@ -180,6 +196,10 @@ const struct config_option config_options[] = {
 	    "", false, 0, 0, NULL,
 	    "host list of remote servers that deliveries reach only over "
 	    "TLS: without it the host is deferred" },
+	{ "ignore_bounce_errors_after", CONFIG_TYPE_TIME,
+	    FIELD(ignore_bounce_errors_after), "10w", false, 0, 0, NULL,
+	    "age after which a bounce that could not be delivered is given "
+	    "up: it is thawed once and, if it fails again, discarded" },
 	{ "local_interfaces", CONFIG_TYPE_LIST, FIELD(local_interfaces),
 	    "<; 0.0.0.0 ; ::0", true, 0, 0, NULL,
 	    "IP addresses the daemon listens on, each optionally with a port "
@@ -340,6 +360,10 @@ const struct config_option config_options[] = {
 	    "ports, also listed in daemon_smtp_ports, where clients must "
 	    "authenticate before MAIL (530) and messages without Date: or "
 	    "Message-ID: get them added" },
+	{ "timeout_frozen_after", CONFIG_TYPE_TIME,
+	    FIELD(timeout_frozen_after), "0s", false, 0, 0, NULL,
+	    "age after which a frozen message is cancelled, with a bounce "
+	    "unless it is one itself; 0s for never" },
 	{ "tls_advertise_hosts", CONFIG_TYPE_LIST, FIELD(tls_advertise_hosts),
 	    "*", false, 0, 0, NULL,
 	    "host list of the clients that are offered STARTTLS, when "
@@ -388,6 +412,23 @@ const struct config_option config_options[] = {
 	    "host list of the clients that must present a certificate that "
 	    "verifies against tls_verify_certificates, or the TLS handshake "
 	    "fails" },
+	{ "trusted_groups", CONFIG_TYPE_LIST, FIELD(trusted_groups),
+	    "", false, 0, 0, NULL,
+	    "groups (names or numbers) whose members, by primary or "
+	    "supplementary group, are trusted for local submission: they may "
+	    "set the envelope sender with -f and mark a message -N; root and "
+	    "exim_user always are" },
+	{ "trusted_users", CONFIG_TYPE_LIST, FIELD(trusted_users),
+	    "", false, 0, 0, NULL,
+	    "users (names or numbers) trusted for local submission: they may "
+	    "set the envelope sender with -f and mark a message -N; root and "
+	    "exim_user always are" },
+	{ "untrusted_set_sender", CONFIG_TYPE_LIST,
+	    FIELD(untrusted_set_sender), "", false, 0, 0, NULL,
+	    "address list of envelope senders that untrusted local callers "
+	    "may set with -f: items are *, local@domain with * or *suffix "
+	    "as the local part, or a domain list item; unset allows only "
+	    "the empty sender" },
 };
 
 const size_t config_option_count = ARRAY_SIZE(config_options);

@@ -81,9 +81,18 @@ struct config {
 	char *exim_user;
 	char *exim_group;
 	char *admin_groups;		/* Exim list of group names */
+	char *trusted_users;		/* Exim list of user names or uids */
+	char *trusted_groups;		/* Exim list of group names or gids */
+	char *untrusted_set_sender;	/* Exim address list */
 	char *pid_file_path;
 	enum msgid_format message_id_format;
 	struct config_timelist delay_warning;	/* seconds; 0 alone = never */
+	/* Bounces and frozen messages. */
+	char *dsn_from;			/* "" for the default */
+	bool bounce_return_message;
+	int64_t bounce_return_size_limit;	/* bytes, 0 = no limit */
+	int ignore_bounce_errors_after;	/* seconds */
+	int timeout_frozen_after;	/* seconds, 0 = never */
 
 	/* Bounds on SMTP clients, with Exim's names and meanings. A count
 	 * or time of 0 means no limit, except where the option's help text
@@ -134,6 +143,7 @@ struct config {
 	int max_rcpt;			/* per transaction; 0: no limit */
 	int outbound_connections_max;	/* sluice's own; 0: no limit */
 	int outbound_connections_max_per_host;	/* sluice's own */
+	int delivery_attempts_max;	/* sluice's own */
 	char *egress_sources;		/* sluice's own: Exim list of
 					 * ip[/ehlo-name] */
 	char *hosts_avoid_tls;		/* Exim host lists */

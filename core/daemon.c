@@ -369,6 +369,11 @@ daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
 	case SIGTERM:
 	case SIGINT:
 		d->stop_signal = (int)sig;
+#ifdef SLUICE_TEST_HOOKS
+		/* A test that stopped the clock must still see the daemon
+		 * stop: its drain and session timers run on that clock. */
+		clock_fake_freeze(false);
+#endif
 		/* The loop ends once every SMTP session and every running
 		 * delivery has finished; nothing new starts meanwhile. */
 		queue_shutdown(d->queue, daemon_queue_done_cb, d);
@@ -382,6 +387,7 @@ daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
 			    d->reloaded_count + 1, sizeof(*d->reloaded));
 			d->reloaded[d->reloaded_count++] = next;
 			d->config = next;
+			queue_policy_reloaded(d->queue);
 		}
 		break;
 	}
@@ -470,8 +476,13 @@ daemon_clock_command(int argc, char **argv, struct evbuffer *out)
 			return -1;
 		}
 		clock_fake_advance((int64_t)(seconds * 1e6));
+	} else if (argc == 2 && strcmp(argv[1], "freeze") == 0) {
+		clock_fake_freeze(true);
+	} else if (argc == 2 && strcmp(argv[1], "thaw") == 0) {
+		clock_fake_freeze(false);
 	} else if (argc != 1) {
-		evbuffer_add_printf(out, "usage: clock [advance SECONDS]");
+		evbuffer_add_printf(out,
+		    "usage: clock [advance SECONDS | freeze | thaw]");
 		return -1;
 	}
 	clock_now_tv(&now);
@@ -493,9 +504,9 @@ daemon_scan_cb(void *arg, const char *id, struct spool_header *header)
 {
 	struct daemon *d = arg;
 
+	queue_add_header(d->queue, id, header);
 	spool_header_free(header);
 	free(header);
-	queue_add(d->queue, id);
 }
 
 /*
@@ -513,6 +524,7 @@ daemon_start_queue(struct daemon *d, char **error)
 	if ((d->resolver = dns_resolver_new(d->base, &options, error)) == NULL)
 		return -1;
 	d->queue = queue_new(d->base, d->config, d->spool, d->resolver);
+	queue_set_dont_deliver(d->queue, d->options->dont_deliver);
 	memset(&scan, 0, sizeof(scan));
 	if (spool_store_scan(d->spool, daemon_scan_cb, d, &scan, error) < 0)
 		return -1;
@@ -577,6 +589,7 @@ daemon_setup_loop(struct daemon *d)
 	}
 	control_register("policy", "print the Lua policy's state",
 	    policy_control_command);
+	queue_policy_reloaded(d->queue);
 	/* Local submission: sendmail reaches the daemon here. The control
 	 * socket comes last, so that a client that finds it finds the
 	 * daemon ready. */

@@ -13,6 +13,7 @@ struct daemon_options {
 	bool foreground;		/* -bdf: do not detach */
 	const char *override_listen;	/* -oX list, or NULL */
 	const char *pid_file;		/* -oP path, or NULL */
+	bool dont_deliver;		/* -N: pretend every delivery */
 	const char *const *argv;	/* for logging and future re-exec */
 };
 

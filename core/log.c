@@ -71,6 +71,7 @@ static struct log_file files[KIND_COUNT] = {	/* under log_lock */
 };
 static bool syslog_open;			/* under log_lock */
 static log_divert_fn divert;			/* under log_lock */
+static _Atomic(log_message_fn) message_hook;
 
 static _Atomic uint64_t write_failures;
 
@@ -696,6 +697,20 @@ log_write_text(unsigned targets, const char *msgid, const char *text)
 		}
 	}
 	pthread_mutex_unlock(&log_lock);
+
+	/* Outside the lock, so the hook may take its time (and log). */
+	if ((targets & LOG_MAIN) != 0 && msgid != NULL) {
+		log_message_fn hook = atomic_load(&message_hook);
+
+		if (hook != NULL)
+			hook(msgid, &tv, text);
+	}
+}
+
+void
+log_set_message_hook(log_message_fn fn)
+{
+	atomic_store(&message_hook, fn);
 }
 
 void

@@ -162,6 +162,17 @@ typedef void (*log_divert_fn)(unsigned targets, const char *msgid,
 void log_set_divert(log_divert_fn fn);
 
 /*
+ * Also hands every main log line of a message, once written, to fn with
+ * the message id, the time of the line and the text without the prefix
+ * (all borrowed for the call); the per-message logs use it. fn runs on
+ * the thread that logs, outside the log lock. Not called for diverted
+ * lines. NULL removes it.
+ */
+typedef void (*log_message_fn)(const char *msgid, const struct timeval *tv,
+    const char *text);
+void log_set_message_hook(log_message_fn fn);
+
+/*
  * Writes the line prefix for time tv and msgid (may be NULL) into buf,
  * with the current selectors. Returns its length; size must be at least
  * LOG_PREFIX_MAX.

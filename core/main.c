@@ -20,6 +20,7 @@
 #include "policy_tables.h"
 #include "queue_cli.h"
 #include "retry.h"
+#include "route_test.h"
 #include "sendmail.h"
 #include "smtp_test_session.h"
 #include "util.h"
@@ -45,6 +46,7 @@ main_daemon(struct config *config, const struct options *o, char **argv)
 		.foreground = o->foreground,
 		.override_listen = o->override_listen,
 		.pid_file = o->pid_file,
+		.dont_deliver = o->no_delivery,
 		.argv = (const char *const *)argv,
 	};
 
@@ -88,6 +90,12 @@ main_run(struct config *config, struct options *o, char **argv)
 		return retry_test(config, o->args, o->arg_count, stdout);
 	case OPTIONS_ACTION_DUMP_TABLE:
 		return main_dump_table(config, o->table_name);
+	case OPTIONS_ACTION_SCHEDULER:
+		return queue_cli_scheduler(config, o);
+	case OPTIONS_ACTION_ROUTE_TEST:
+	case OPTIONS_ACTION_VERIFY:
+		return route_test_run(config, o->args, o->arg_count,
+		    o->action == OPTIONS_ACTION_VERIFY, o->verbose);
 	case OPTIONS_ACTION_HOST_CHECK:
 		return smtp_test_session_run(config, o->host_check);
 	case OPTIONS_ACTION_DAEMON:

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "address.h"
+#include "bounce.h"
 #include "clock.h"
 #include "log.h"
 #include "log_line.h"
@@ -27,6 +28,7 @@
 
 struct msg_action {
 	struct spool_store *store;
+	const struct config *config;	/* borrowed until done */
 	enum msg_action_kind kind;
 	char id[MSGID_SIZE];
 	char **addresses;		/* parsed, without angle brackets */
@@ -61,6 +63,8 @@ msg_action_option(enum msg_action_kind kind)
 		return "-Mar";
 	case MSG_ACTION_EDIT_SENDER:
 		return "-Mes";
+	case MSG_ACTION_GIVE_UP:
+		return "-Mg";
 	}
 	return "-M";
 }
@@ -222,6 +226,7 @@ msg_action_rewrite_cb(void *arg, int result, const char *error)
 		msg_action_print(a, "Message %s has been modified\n", a->id);
 		break;
 	case MSG_ACTION_REMOVE:
+	case MSG_ACTION_GIVE_UP:
 		fatal_bug("a removal rewrote the -H file");
 	}
 	msg_action_finish(a);
@@ -317,9 +322,100 @@ msg_action_apply(struct msg_action *a)
 		h->sender = xstrdup(a->addresses[0]);
 		return 1;
 	case MSG_ACTION_REMOVE:
+	case MSG_ACTION_GIVE_UP:
 		break;
 	}
 	return 0;
+}
+
+/* ---- -Mg ---- */
+
+#define MSG_ACTION_GIVE_UP_REASON	"delivery cancelled by administrator"
+
+static void
+msg_action_given_up_cb(void *arg, int result, const char *error)
+{
+	struct msg_action *a = arg;
+
+	if (result != 0) {
+		log_write(LOG_MAIN | LOG_PANIC, a->id, "cannot remove spool "
+		    "files: %s", error);
+		msg_action_print(a, "Message %s could not be removed: %s\n",
+		    a->id, error);
+		msg_action_fail(a);
+		return;
+	}
+	a->result->removed = true;
+	log_line_completed(a->id, -1);
+	msg_action_finish(a);
+}
+
+static void
+msg_action_bounce_cb(void *arg, const char *id)
+{
+	struct msg_action *a = arg;
+
+	if (id == NULL) {
+		/* The message stays, so nothing is lost; the reason is in
+		 * the log. */
+		msg_action_print(a, "Message %s could not be given up: its "
+		    "bounce could not be stored\n", a->id);
+		msg_action_fail(a);
+		return;
+	}
+	strlcpy_s(a->result->bounce_id, id, sizeof(a->result->bounce_id));
+	spool_store_remove(a->store, a->id, msg_action_given_up_cb, a);
+}
+
+/*
+ * Fails every undelivered recipient, sends the sender one bounce that
+ * lists them (none for a message with the null sender, or when NOTIFY
+ * excludes every failure) and removes the message once the bounce is
+ * stored. a may be freed before this returns.
+ */
+static void
+msg_action_give_up(struct msg_action *a)
+{
+	const struct config *config = a->config;
+	struct spool_header *h = &a->message.header;
+	struct bounce_list list = { 0 };
+	struct bounce_content content;
+	size_t limit = bounce_body_limit(config, h);
+	char *body = NULL;
+	size_t body_len = 0;
+	uint64_t body_size = 0;
+	int rc;
+
+	for (size_t i = 0; i < h->recipients_count; i++) {
+		const char *address = h->recipients[i].address;
+		struct log_failure failure = {
+			.address = address,
+			.sender = h->sender != NULL ? h->sender : "",
+			.message = MSG_ACTION_GIVE_UP_REASON,
+			.deliver_usec = -1,
+		};
+
+		if (spool_header_is_delivered(h, address))
+			continue;
+		log_line_failure(a->id, &failure);
+		bounce_list_add(&list, address, &h->recipients[i], NULL, NULL,
+		    NULL, MSG_ACTION_GIVE_UP_REASON);
+	}
+	if (limit > 0 && bounce_read_body(a->lock_fd, a->id, limit, &body,
+	    &body_len, &body_size) < 0)
+		log_write(LOG_MAIN, a->id, "cannot read the message body for "
+		    "its bounce: %s; the bounce returns none", strerror(errno));
+	rc = bounce_compose(config, h, &list, body, body_len, body_size,
+	    clock_now(), (uint32_t)random(), &content);
+	free(body);
+	bounce_list_clear(&list);
+	if (rc == 0) {
+		spool_store_remove(a->store, a->id, msg_action_given_up_cb, a);
+		return;
+	}
+	bounce_inject(a->store, config, a->id, &content, msg_action_bounce_cb,
+	    a);
+	bounce_content_free(&content);
 }
 
 static void
@@ -398,6 +494,7 @@ msg_action_run(struct spool_store *store, const struct config *config,
 	int rc;
 
 	a->store = store;
+	a->config = config;
 	a->kind = req->kind;
 	strlcpy_s(a->id, req->id, sizeof(a->id));
 	a->user = xstrdup(req->user != NULL ? req->user : "");
@@ -432,6 +529,10 @@ msg_action_run(struct spool_store *store, const struct config *config,
 
 	if (a->kind == MSG_ACTION_REMOVE) {
 		spool_store_remove(store, a->id, msg_action_removed_cb, a);
+		return;
+	}
+	if (a->kind == MSG_ACTION_GIVE_UP) {
+		msg_action_give_up(a);
 		return;
 	}
 	if (((a->kind == MSG_ACTION_ADD_RECIPIENTS ||

@@ -1,7 +1,8 @@
 /*
  * msg_action.h - what an operator does to one queued message: freeze,
  * thaw, remove, mark recipients delivered, add recipients, change the
- * sender (Exim's -Mf, -Mt, -Mrm, -Mmd, -Mmad, -Mar, -Mes).
+ * sender, give up with a bounce (Exim's -Mf, -Mt, -Mrm, -Mmd, -Mmad,
+ * -Mar, -Mes, -Mg).
  *
  * Each action takes Exim's lock on the message's -D file, so a message
  * being delivered is "locked" and left alone. It reads the -H file with
@@ -30,6 +31,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "msgid.h"
 
 struct spool_store;
 
@@ -41,6 +43,7 @@ enum msg_action_kind {
 	MSG_ACTION_MARK_ALL_DELIVERED,	/* -Mmad */
 	MSG_ACTION_ADD_RECIPIENTS,	/* -Mar id address... */
 	MSG_ACTION_EDIT_SENDER,		/* -Mes id address */
+	MSG_ACTION_GIVE_UP,		/* -Mg: fail, bounce and remove */
 };
 
 /* Addresses an action takes at most (-Mar, -Mmd). */
@@ -61,6 +64,8 @@ struct msg_action_result {
 	char *output;			/* Exim's stdout text; never NULL */
 	bool removed;			/* the message's files are gone */
 	bool thawed;			/* it was frozen and is not now */
+	/* -Mg: the id of the bounce it queued, or "" for none. */
+	char bounce_id[MSGID_SIZE];
 };
 
 /* Receives the result, which the callee owns: free it with

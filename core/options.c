@@ -29,11 +29,16 @@ options_usage(FILE *out)
 	    "  -bpt name      print a saved Lua policy table: counters, "
 	    "scores, warmup or\n"
 	    "                 suppress (a sluice extension)\n"
+	    "  -bt [addr...]  print how each address would be routed (-bv: "
+	    "verify it)\n"
 	    "  -bV            print the version and check the configuration\n"
 	    "  -bp [id...]    list the queue; -bpr unsorted, -bpu undelivered "
 	    "recipients only,\n"
 	    "                 -bpa with generated addresses, -bpi ids only, "
 	    "-bpc the count\n"
+	    "  -bpq           queued mail by class, domain, site and egress "
+	    "path (a sluice\n"
+	    "                 extension, from the running daemon)\n"
 	    "  -M id...       deliver now, thawing frozen messages (-Mc: "
 	    "leave them frozen)\n"
 	    "  -Mf/-Mt id...  freeze, thaw\n"
@@ -42,6 +47,10 @@ options_usage(FILE *out)
 	    "of them)\n"
 	    "  -Mar id addr.. add recipients; -Mes id addr: change the "
 	    "sender\n"
+	    "  -Msuspend source site seconds [reason]\n"
+	    "                 hold an egress path (site * for all of the "
+	    "source's);\n"
+	    "                 -Mresume source site lets it send again\n"
 	    "  -Mvh/-Mvb/-Mvl/-Mvc id\n"
 	    "                 print the -H file, the -D file, the message "
 	    "log or the message\n"
@@ -57,6 +66,8 @@ options_usage(FILE *out)
 	    "  -D NAME[=val]  define a configuration macro (up to %d)\n"
 	    "  -oX list       listen on these ports or addresses instead\n"
 	    "  -oP file       write the daemon's pid to this file\n"
+	    "  -N             pretend deliveries: log them with *>, send "
+	    "nothing\n"
 	    "  -v             report what a queue run or delivery did\n"
 	    "  [-bm] addr...  read a message on stdin and send it; -t takes "
 	    "the recipients\n"
@@ -64,10 +75,12 @@ options_usage(FILE *out)
 	    "content, -f sets\n"
 	    "                 the sender (trusted users), -F the full name "
 	    "for From:\n"
+	    "  -bs, -bS       SMTP on stdin and stdout; batched, without "
+	    "replies\n"
 	    "Called as mailq, the program lists the queue (-bp); as runq it "
 	    "runs it (-q);\n"
-	    "as sendmail or rmail it reads a message; as newaliases it does "
-	    "nothing.\n",
+	    "as sendmail or rmail it reads a message; as rsmtp it reads "
+	    "batched SMTP (-bS);\nas newaliases it does nothing.\n",
 	    DEFAULT_CONFIG_FILE, CONFIG_DEFINES_MAX);
 }
 
@@ -178,6 +191,10 @@ options_parse_message(struct options *o, const char *arg)
 			o->view = (enum options_view)forms[i].kind;
 		o->deliver_thaw = forms[i].thaw;
 		return options_set_action(o, forms[i].action, arg);
+	}
+	if (strcmp(arg, "-Msuspend") == 0 || strcmp(arg, "-Mresume") == 0) {
+		o->scheduler_command = arg[2] == 's' ? "suspend" : "resume";
+		return options_set_action(o, OPTIONS_ACTION_SCHEDULER, arg);
 	}
 	if (strncmp(arg, "-MG", 3) == 0) {
 		fprintf(stderr, "sluice: named queues (-MG) are not supported\n");
@@ -308,14 +325,18 @@ options_parse_b(struct options *o, int argc, char **argv, int *i)
 		return options_set_action(o, OPTIONS_ACTION_TEST_RETRY, arg);
 	if (strcmp(arg, "-bi") == 0)
 		return options_set_action(o, OPTIONS_ACTION_ALIASES, arg);
+	if (strcmp(arg, "-bt") == 0)
+		return options_set_action(o, OPTIONS_ACTION_ROUTE_TEST, arg);
+	if (strcmp(arg, "-bv") == 0)
+		return options_set_action(o, OPTIONS_ACTION_VERIFY, arg);
 	if (strcmp(arg, "-bs") == 0) {
 		o->smtp_stdin = true;
 		return options_set_action(o, OPTIONS_ACTION_SUBMIT, arg);
 	}
 	if (strcmp(arg, "-bS") == 0) {
-		fprintf(stderr, "sluice: batched SMTP on stdin (-bS) is not "
-		    "supported yet\n");
-		return -1;
+		o->smtp_stdin = true;
+		o->smtp_batch = true;
+		return options_set_action(o, OPTIONS_ACTION_SUBMIT, arg);
 	}
 	if (strcmp(arg, "-bP") == 0)
 		return options_set_action(o, OPTIONS_ACTION_PRINT_OPTIONS, arg);
@@ -326,6 +347,10 @@ options_parse_b(struct options *o, int argc, char **argv, int *i)
 			return options_bad(arg);
 		o->table_name = argv[++*i];
 		return options_set_action(o, OPTIONS_ACTION_DUMP_TABLE, arg);
+	}
+	if (strcmp(arg, "-bpq") == 0) {
+		o->scheduler_command = "queue-summary";
+		return options_set_action(o, OPTIONS_ACTION_SCHEDULER, arg);
 	}
 	if (strncmp(arg, "-bp", 3) == 0)
 		return options_parse_list(o, arg);
@@ -355,11 +380,9 @@ options_parse_submit(struct options *o, int argc, char **argv, int *i)
 	    strcmp(arg, "-oitrue") == 0) {
 		o->dot_ends_message = false;
 	} else if (strcmp(arg, "-N") == 0) {
-		/* NOTE: the queue does not honour the -N spool flag yet, so
-		 * a message marked so would really be delivered. */
-		fprintf(stderr, "sluice: -N (no delivery) is not supported "
-		    "yet\n");
-		return -1;
+		/* A submitted message is marked -N in its spool file; a
+		 * daemon started with -N pretends for every message. */
+		o->no_delivery = true;
 	} else if (arg[1] == 'f' || arg[1] == 'r' || arg[1] == 'F') {
 		if ((value = options_value(argc, argv, i, 2)) == NULL)
 			return options_bad(arg);
@@ -410,6 +433,20 @@ options_check_args(struct options *o)
 	switch (o->action) {
 	case OPTIONS_ACTION_PRINT_OPTIONS:
 	case OPTIONS_ACTION_TEST_RETRY:
+	case OPTIONS_ACTION_ROUTE_TEST:
+	case OPTIONS_ACTION_VERIFY:
+		return 0;
+	case OPTIONS_ACTION_SCHEDULER:
+		if ((strcmp(o->scheduler_command, "queue-summary") == 0 &&
+		    o->arg_count != 0) ||
+		    (strcmp(o->scheduler_command, "resume") == 0 &&
+		    o->arg_count != 2) ||
+		    (strcmp(o->scheduler_command, "suspend") == 0 &&
+		    o->arg_count < 3)) {
+			fprintf(stderr, "sluice: usage: -bpq, -Msuspend SOURCE "
+			    "SITE SECONDS [REASON], -Mresume SOURCE SITE\n");
+			return -1;
+		}
 		return 0;
 	case OPTIONS_ACTION_DUMP_TABLE:
 		if (o->arg_count != 0) {
@@ -508,9 +545,11 @@ options_parse(int argc, char **argv, struct options *o)
 		o->program = slash + 1;
 	o->dot_ends_message = true;
 	if (strcmp(o->program, "rsmtp") == 0) {
-		fprintf(stderr, "sluice: batched SMTP on stdin (rsmtp, -bS) is "
-		    "not supported yet\n");
-		return -1;
+		/* As -bS before every other option. */
+		o->smtp_stdin = true;
+		o->smtp_batch = true;
+		o->action = OPTIONS_ACTION_SUBMIT;
+		o->action_option = "-bS";
 	}
 
 	for (i = 1; i < argc; i++) {
@@ -590,6 +629,12 @@ options_parse(int argc, char **argv, struct options *o)
 		fprintf(stderr, "sluice: %s without -bd: the daemon (-bd) runs "
 		    "the queue all the time, and there is no separate queue "
 		    "runner\n", o->queue_interval);
+		goto fail;
+	}
+	if (o->no_delivery && o->action != OPTIONS_ACTION_SUBMIT &&
+	    o->action != OPTIONS_ACTION_DAEMON) {
+		fprintf(stderr, "sluice: -N is supported only when submitting a "
+		    "message and with -bd\n");
 		goto fail;
 	}
 	if (options_check_args(o) < 0)

@@ -4,8 +4,8 @@
  * The program name picks defaults as Exim's does: "mailq" lists the
  * queue (-bp) and "runq" runs it (-q). "sluice", "exim", "exim4" and any
  * other name take the options alone. "sendmail" is such a name too;
- * "rmail" adds -i -oee, "rsmtp" stands for -bS (refused: batched SMTP
- * is not supported yet) and "newaliases" for -bi, which has nothing to do.
+ * "rmail" adds -i -oee, "rsmtp" stands for -bS (batched SMTP on stdin)
+ * and "newaliases" for -bi, which has nothing to do.
  * Arguments that are not options, when no option names an action, are
  * the recipients of a message read from stdin (-bm). Options follow Exim's spelling:
  * a value may be glued to its option (-Cfile) or follow it (-C file);
@@ -44,6 +44,9 @@ enum options_action {
 	OPTIONS_ACTION_ALIASES,		/* -bi, newaliases: nothing to do */
 	OPTIONS_ACTION_TEST_RETRY,	/* -brt domain|address [domain] [error] */
 	OPTIONS_ACTION_DUMP_TABLE,	/* -bpt name: a saved policy table */
+	OPTIONS_ACTION_ROUTE_TEST,	/* -bt [address...] */
+	OPTIONS_ACTION_VERIFY,		/* -bv [address...] */
+	OPTIONS_ACTION_SCHEDULER,	/* -bpq, -Msuspend, -Mresume */
 };
 
 /* How an error in a submitted message is reported (-oe...). */
@@ -82,6 +85,9 @@ struct options {
 	/* -bh */
 	const char *host_check;		/* ip[.port] */
 	const char *table_name;		/* -bpt */
+	/* The daemon's command for OPTIONS_ACTION_SCHEDULER:
+	 * "queue-summary", "suspend" or "resume". */
+	const char *scheduler_command;
 
 	/* -bp */
 	enum queue_list_kind list_kind;
@@ -100,7 +106,8 @@ struct options {
 	char delivery_mode;		/* -od<c>: 'b', 'f', 'i', 'q' */
 	enum options_error_mode error_mode;
 	bool no_delivery;		/* -N */
-	bool smtp_stdin;		/* -bs */
+	bool smtp_stdin;		/* -bs, -bS */
+	bool smtp_batch;		/* -bS: batched, no replies */
 	bool submit_option;		/* one of the above was given */
 
 	/* -q..., -R, -S: owned; options_free() frees it */

@@ -16,6 +16,7 @@
  * so no object is freed under its own caller.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,12 +25,18 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "bounce.h"
 #include "clock.h"
 #include "dns.h"
 #include "log.h"
 #include "log_line.h"
+#include "msglog.h"
+#include "policy.h"
+#include "policy_queue.h"
 #include "queue.h"
 #include "retry.h"
+#include "retry_hosts.h"
+#include "scheduler.h"
 #include "smtp_client.h"
 #include "smtp_pool.h"
 #include "spool_header.h"
@@ -40,6 +47,11 @@
 #define QUEUE_HOST_ITEM_MAX	512
 /* Addresses tried per group in one attempt, over all hosts. */
 #define QUEUE_ADDRESSES_MAX	64
+/* A bit of queue_msg.force besides the QUEUE_FORCE_* flags: the attempt
+ * comes from queue_force(). */
+#define QUEUE_FORCED		(1u << 31)
+/* Exim's code in "defer (-54)": no host is past its retry time. */
+#define QUEUE_ERRNO_HOST_RETRY	(-54)
 
 struct queue;
 struct attempt;
@@ -68,8 +80,21 @@ struct group {
 
 	struct smtp_pool_request *request;	/* the message on its way */
 	struct smtp_result *result;	/* of the last host tried */
+	size_t hosts_waiting;		/* skipped: before their retry time */
 	size_t journal_pending;
 	bool done;
+
+	/* The route: where the policy (or the default) sends the group.
+	 * explicit_hosts replaces the MX hosts or the smarthost. */
+	char site[POLICY_SITE_MAX + 1];
+	char pool[POLICY_QUEUE_NAME_MAX + 1];
+	char route[POLICY_QUEUE_NAME_MAX + 1];	/* R=, "" for the default */
+	char **explicit_hosts;
+	size_t explicit_count;
+	int port;			/* 0: delivery_port */
+	struct sched_path *path;	/* once a source is chosen */
+	struct sched_item item;		/* on that path */
+	bool rerouted;			/* moved off a suspended path */
 };
 
 struct attempt {
@@ -82,6 +107,19 @@ struct attempt {
 	size_t journal_pending;
 	bool changed;			/* -H must be rewritten at the end */
 	bool abandoned;			/* given up by a stopping daemon */
+	/* Recipients failed in this attempt, for the bounce, and deferred,
+	 * for a delay warning. */
+	struct bounce_list failures;
+	struct bounce_list deferrals;
+	/* Delivered with NOTIFY=SUCCESS to a server without DSN. */
+	struct bounce_list relayed;
+	bool end_prepared;		/* attempt_prepare_end() has run */
+	bool frozen_logged;		/* "Frozen (...)" is written */
+	bool bounce_inline;		/* inside bounce_inject() */
+	bool timed_out;			/* frozen past timeout_frozen_after */
+	const char *fail_all;		/* fail every recipient: why, or NULL */
+	bool forced;			/* by queue_force(): retry times pass */
+	uint64_t retry_delay;		/* before the next attempt, usec */
 };
 
 struct queue_msg {
@@ -99,7 +137,21 @@ struct queue_msg {
 	bool start_after_rewrite;	/* an attempt waits for them */
 	struct queue_waiter *hold_waiters;	/* for the rewrites */
 	struct retry_state retry;	/* of its deferrals while queued */
+	/* Its queue class, and its undelivered domains as "a\0b\0\0"
+	 * (NULL until its -H file was first read), for the summary. */
+	uint8_t class_index;
+	char *domains;
+	/* Due while delivery_attempts_max attempts run: waiting in its
+	 * class's due list. */
+	bool due;
+	struct queue_msg *due_prev, *due_next;
 	struct queue_msg *prev, *next;
+};
+
+/* Messages due while the attempts are at their maximum, per class. */
+struct due_list {
+	struct queue_msg *head, *tail;
+	uint64_t pass;
 };
 
 struct queue {
@@ -108,13 +160,20 @@ struct queue {
 	struct spool_store *store;
 	struct dns_resolver *resolver;
 	struct smtp_pool *pool;		/* outbound connections */
+	struct scheduler *sched;	/* classes and egress paths */
 	struct retry_rules retry_rules;	/* "begin retry", parsed */
+	struct retry_hosts *retry_hosts;	/* host-level retry times */
 	struct queue_msg *messages;
+	struct due_list due[SCHED_CLASSES_MAX];
+	uint64_t due_vtime;
+	size_t due_count;
+	struct clock_timer *due_timer;	/* starts due messages */
 	struct queue_stats stats;
 	bool stopping;
 	queue_done_fn done;
 	void *done_arg;
 	struct clock_timer *drain_timer;
+	bool dont_deliver;		/* -N: every attempt pretends */
 };
 
 static void attempt_start(struct queue_msg *msg);
@@ -124,12 +183,16 @@ static void attempt_maybe_end(struct attempt *a);
 static bool attempt_pass_frozen(struct queue_msg *msg, struct attempt *a);
 static void queue_msg_attempt_ended(struct queue_msg *msg);
 static void queue_msg_rewritten(struct queue_msg *msg);
+static void queue_msg_learn(struct queue_msg *msg,
+    const struct spool_header *h);
 
 static const char *
 group_router(const struct group *g)
 {
 	const char *smarthost = g->attempt->msg->queue->config->smarthost;
 
+	if (g->route[0] != '\0')
+		return g->route;
 	return smarthost != NULL && smarthost[0] != '\0' ?
 	    LOG_ROUTER_SMARTHOST : LOG_ROUTER_DNSLOOKUP;
 }
@@ -153,11 +216,117 @@ queue_find(struct queue *queue, const char *id)
 	return NULL;
 }
 
+/* ---- messages due while the attempts are at their maximum ---- */
+
+static void
+queue_due_remove(struct queue_msg *msg)
+{
+	struct due_list *l = &msg->queue->due[msg->class_index];
+
+	if (!msg->due)
+		return;
+	if (msg->due_prev != NULL)
+		msg->due_prev->due_next = msg->due_next;
+	else
+		l->head = msg->due_next;
+	if (msg->due_next != NULL)
+		msg->due_next->due_prev = msg->due_prev;
+	else
+		l->tail = msg->due_prev;
+	msg->due = false;
+	msg->due_prev = msg->due_next = NULL;
+	msg->queue->due_count--;
+}
+
+static void
+queue_due_add(struct queue_msg *msg)
+{
+	struct queue *queue = msg->queue;
+	struct due_list *l;
+
+	if (msg->due)
+		return;
+	if (msg->domains == NULL) {
+		/* A new arrival, not attempted yet: its class decides its
+		 * place, so read it now. An unreadable -H leaves the default
+		 * class; the attempt reports the error. */
+		struct spool_header *h = NULL;
+		char *error = NULL;
+
+		if (spool_store_read_header(queue->store, msg->id, &h,
+		    &error) == 0) {
+			queue_msg_learn(msg, h);
+			spool_header_free(h);
+			free(h);
+		} else {
+			free(error);
+			msg->class_index = (uint8_t)scheduler_class_find(
+			    queue->sched, NULL, false);
+		}
+	}
+	l = &queue->due[msg->class_index];
+	if (l->head == NULL)
+		sched_class_wake(&l->pass, queue->due_vtime);
+	msg->due = true;
+	msg->due_next = NULL;
+	msg->due_prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->due_next = msg;
+	else
+		l->head = msg;
+	l->tail = msg;
+	queue->due_count++;
+}
+
+static bool
+queue_attempts_full(const struct queue *queue)
+{
+	return queue->stats.attempts_running >=
+	    (size_t)queue->config->delivery_attempts_max;
+}
+
+/* Starts due messages, highest class first, while there is room. */
+static void
+queue_due_cb(void *arg)
+{
+	struct queue *queue = arg;
+	size_t classes = scheduler_class_count(queue->sched);
+
+	while (queue->due_count > 0 && !queue_attempts_full(queue) &&
+	    !queue->stopping) {
+		bool has[SCHED_CLASSES_MAX];
+		uint64_t pass[SCHED_CLASSES_MAX];
+		struct queue_msg *msg;
+		size_t next;
+
+		for (size_t i = 0; i < classes; i++) {
+			has[i] = queue->due[i].head != NULL;
+			pass[i] = queue->due[i].pass;
+		}
+		next = scheduler_class_next(queue->sched, has, pass,
+		    &queue->due_vtime);
+		if (next == SIZE_MAX)
+			break;
+		queue->due[next].pass = pass[next];
+		msg = queue->due[next].head;
+		queue_due_remove(msg);
+		attempt_start(msg);	/* may free msg */
+	}
+}
+
+static void
+queue_due_wake(struct queue *queue)
+{
+	if (queue->due_count > 0 && !clock_timer_pending(queue->due_timer))
+		clock_timer_arm(queue->due_timer, 0);
+}
+
 static void
 queue_msg_free(struct queue_msg *msg)
 {
 	struct queue *queue = msg->queue;
 
+	queue_due_remove(msg);
 	if (msg->prev != NULL)
 		msg->prev->next = msg->next;
 	else
@@ -167,6 +336,7 @@ queue_msg_free(struct queue_msg *msg)
 	if (msg->rewrite_lock_fd >= 0)
 		close(msg->rewrite_lock_fd);
 	clock_timer_free(msg->timer);
+	free(msg->domains);
 	free(msg);
 	queue->stats.messages--;
 }
@@ -180,6 +350,11 @@ queue_attempt_cb(void *arg)
 	struct queue *queue = msg->queue;
 	char id[MSGID_SIZE];
 
+	if (msg->force == 0 && queue_attempts_full(queue)) {
+		/* Waits in memory, without its files open, for a free slot. */
+		queue_due_add(msg);
+		return;
+	}
 	strlcpy_s(id, msg->id, sizeof(id));
 	attempt_start(msg);	/* may free msg */
 	if ((msg = queue_find(queue, id)) == NULL || msg->start_after_rewrite)
@@ -200,6 +375,67 @@ queue_schedule(struct queue_msg *msg, uint64_t delay_usec)
 	clock_timer_arm(msg->timer, delay_usec);
 }
 
+/* ---- classes and the scheduler ---- */
+
+void
+queue_policy_reloaded(struct queue *queue)
+{
+	struct policy_state *ps = policy_current();
+
+	scheduler_load(queue->sched, ps);
+	policy_state_unref(ps);
+}
+
+/* sluice.suspend() from the policy. */
+static int
+queue_policy_suspend(void *arg, const char *source, const char *site,
+    uint32_t seconds, const char *reason, char *error, size_t size)
+{
+	struct queue *queue = arg;
+
+	return scheduler_suspend(queue->sched, source, site, seconds, reason,
+	    "policy", error, size);
+}
+
+struct scheduler *
+queue_scheduler(struct queue *queue)
+{
+	return queue->sched;
+}
+
+/* Learns the class and the undelivered domains of msg from its -H. */
+static void
+queue_msg_learn(struct queue_msg *msg, const struct spool_header *h)
+{
+	const char *name = spool_header_get_acl(h, SPOOL_ACL_CLASS);
+	size_t size = 1, used = 0;
+	char *domains;
+
+	msg->class_index = (uint8_t)scheduler_class_find(msg->queue->sched,
+	    name, h->local || h->auth_id != NULL);
+	for (size_t i = 0; i < h->recipients_count; i++)
+		size += strlen(h->recipients[i].address) + 1;
+	domains = xcalloc(1, size);
+	for (size_t i = 0; i < h->recipients_count; i++) {
+		const char *address = h->recipients[i].address;
+		const char *at = strrchr(address, '@');
+		const char *domain = at != NULL ? at + 1 : "";
+		bool seen = false;
+
+		if (spool_header_is_delivered(h, address))
+			continue;
+		for (size_t off = 0; off < used && !seen;
+		    off += strlen(domains + off) + 1)
+			seen = strcasecmp(domains + off, domain) == 0;
+		if (seen)
+			continue;
+		strlcpy_s(domains + used, domain, size - used);
+		used += strlen(domain) + 1;
+	}
+	free(msg->domains);
+	msg->domains = domains;
+}
+
 struct queue *
 queue_new(struct event_base *base, const struct config *config,
     struct spool_store *store, struct dns_resolver *resolver)
@@ -212,13 +448,34 @@ queue_new(struct event_base *base, const struct config *config,
 	queue->store = store;
 	queue->resolver = resolver;
 	queue->pool = smtp_pool_new(base, config, resolver);
+	queue->sched = scheduler_new(base, config);
+	queue->due_timer = clock_timer_new(base, queue_due_cb, queue);
+	queue_policy_reloaded(queue);
+	policy_set_suspend_fn(queue_policy_suspend, queue);
 	if (retry_rules_parse(config, &queue->retry_rules, &error) < 0) {
 		/* sluice -brt reports the same error with its file and line. */
 		log_write(LOG_MAIN | LOG_PANIC, NULL, "retry rules ignored, "
 		    "deferred messages are retried every 15 minutes: %s", error);
 		free(error);
 	}
+	if (msglog_enable(config->spool_directory,
+	    config->split_spool_directory) < 0)
+		log_write(LOG_MAIN | LOG_PANIC, NULL, "message logs not written: "
+		    "spool_directory is longer than %d bytes",
+		    MSGLOG_DIRECTORY_MAX);
+	queue->retry_hosts = retry_hosts_new(config->spool_directory, &error);
+	if (error != NULL) {
+		log_write(LOG_MAIN | LOG_PANIC, NULL, "host retry times not "
+		    "loaded, every host is tried: %s", error);
+		free(error);
+	}
 	return queue;
+}
+
+void
+queue_set_dont_deliver(struct queue *queue, bool dont_deliver)
+{
+	queue->dont_deliver = dont_deliver;
 }
 
 void
@@ -232,13 +489,24 @@ queue_free(struct queue *queue)
 	while (queue->messages != NULL)
 		queue_msg_free(queue->messages);
 	clock_timer_free(queue->drain_timer);
+	clock_timer_free(queue->due_timer);
 	smtp_pool_free(queue->pool);
+	policy_set_suspend_fn(NULL, NULL);
+	scheduler_free(queue->sched);
 	retry_rules_free(&queue->retry_rules);
+	retry_hosts_free(queue->retry_hosts);
 	free(queue);
 }
 
 void
 queue_add(struct queue *queue, const char *id)
+{
+	queue_add_header(queue, id, NULL);
+}
+
+void
+queue_add_header(struct queue *queue, const char *id,
+    const struct spool_header *header)
 {
 	struct queue_msg *msg;
 
@@ -254,6 +522,8 @@ queue_add(struct queue *queue, const char *id)
 		queue->messages->prev = msg;
 	queue->messages = msg;
 	queue->stats.messages++;
+	if (header != NULL)
+		queue_msg_learn(msg, header);
 	queue_schedule(msg, 0);
 }
 
@@ -261,6 +531,69 @@ void
 queue_stats(const struct queue *queue, struct queue_stats *out)
 {
 	*out = queue->stats;
+}
+
+/* ---- the summary ---- */
+
+static void
+summary_add_group(struct sched_summary *sum, const struct queue *queue,
+    const struct queue_msg *msg, const char *domain, const char *site,
+    const struct sched_path *path, const struct sched_counts *c)
+{
+	sched_summary_add(sum, "total", "", c);
+	sched_summary_add(sum, "class", scheduler_class_name(queue->sched,
+	    msg->class_index), c);
+	sched_summary_add(sum, "domain", domain, c);
+	if (site != NULL && site[0] != '\0')
+		sched_summary_add(sum, "site", site, c);
+	if (path != NULL)
+		sched_summary_add(sum, "path", sched_path_key(path), c);
+}
+
+void
+queue_summary(struct queue *queue, struct evbuffer *out)
+{
+	struct sched_summary *sum = sched_summary_new();
+	static const struct sched_counts none;
+	time_t now = clock_now();
+
+	sched_summary_add(sum, "total", "", &none);
+	for (const struct queue_msg *m = queue->messages; m != NULL;
+	    m = m->next) {
+		const struct attempt *a = m->attempt;
+
+		if (a == NULL) {
+			struct sched_counts c = { .scheduled = 1 };
+
+			for (const char *d = m->domains; d != NULL && *d != '\0';
+			    d += strlen(d) + 1)
+				summary_add_group(sum, queue, m, d, NULL, NULL, &c);
+			continue;
+		}
+		for (size_t i = 0; i < a->group_count; i++) {
+			const struct group *g = &a->groups[i];
+			struct sched_counts c = { 0 };
+
+			if (g->done)
+				continue;
+			switch (g->item.state) {
+			case SCHED_ITEM_IDLE:
+				c.scheduled = 1;	/* routing */
+				break;
+			case SCHED_ITEM_READY:
+				c.ready = 1;
+				c.suspended = sched_path_suspended(g->path, now);
+				break;
+			case SCHED_ITEM_IN_FLIGHT:
+				c.in_flight = 1;
+				break;
+			}
+			summary_add_group(sum, queue, m, g->domain, g->site,
+			    g->item.state != SCHED_ITEM_IDLE ? g->path : NULL, &c);
+		}
+	}
+	scheduler_summarize(queue->sched, sum);
+	sched_summary_print(sum, out);
 }
 
 /* ---- the end of a message ---- */
@@ -309,6 +642,9 @@ attempt_undelivered(const struct attempt *a)
  * selector sees it ("refused", "timeout_connect", "rcpt_451", ...). A
  * failure with no selector of its own matches only "*" rules.
  */
+static void rcpt_retry_error(const struct smtp_rcpt_result *rcpt,
+    struct retry_error *out);
+
 static void
 attempt_retry_error(const struct attempt *a, const char *address,
     struct retry_error *out, const char **host_name)
@@ -328,9 +664,15 @@ attempt_retry_error(const struct attempt *a, const char *address,
 			}
 		}
 	}
-	if (rcpt == NULL)
-		return;
+	if (rcpt != NULL)
+		rcpt_retry_error(rcpt, out);
+}
 
+/* Describes one recipient's result for the error selectors of retry
+ * rules; out must be zeroed. */
+static void
+rcpt_retry_error(const struct smtp_rcpt_result *rcpt, struct retry_error *out)
+{
 	switch (rcpt->kind) {
 	case SMTP_ERROR_CONNECT:
 		if (rcpt->error == ECONNREFUSED)
@@ -394,8 +736,7 @@ attempt_retry_delay(struct attempt *a)
 	if (rule == NULL)
 		return QUEUE_RETRY_INTERVAL_USEC;
 
-	/* NOTE: a message past its final cutoff keeps being retried, at
-	 * retry_interval_max, because bounces do not exist yet. */
+	/* Past the final cutoff, the caller fails the message. */
 	retry_state_update(&msg->retry, rule, now, RETRY_INTERVAL_MAX_DEFAULT,
 	    (uint32_t)random());
 	if (msg->retry.next_try <= now)
@@ -415,9 +756,16 @@ attempt_free(struct attempt *a)
 		free(g->rcpts);
 		free(g->dsn);
 		free(g->domain);
+		for (size_t j = 0; j < g->explicit_count; j++)
+			free(g->explicit_hosts[j]);
+		free(g->explicit_hosts);
+		sched_item_done(&g->item, false);
 		smtp_result_free(g->result);
 	}
 	free(a->groups);
+	bounce_list_clear(&a->failures);
+	bounce_list_clear(&a->deferrals);
+	bounce_list_clear(&a->relayed);
 	if (a->data_fd >= 0)
 		close(a->data_fd);	/* releases the lock */
 	if (a->header != NULL) {
@@ -440,22 +788,425 @@ queue_check_drained(struct queue *queue)
 	}
 }
 
+/* ---- failures: retry timeouts, bounces and frozen bounces ---- */
+
+/* The ACL variable that keeps the message's retry state in its -H file
+ * across restarts: "<first failed> <last try> <next try>", in seconds. */
+#define QUEUE_ACL_RETRY		"acl_m_sluice_retry"
+
+/* The spool record of address, borrowed from the attempt's header. */
+static const struct spool_recipient *
+attempt_recipient(const struct attempt *a, const char *address)
+{
+	for (size_t i = 0; i < a->header->recipients_count; i++)
+		if (strcmp(a->header->recipients[i].address, address) == 0)
+			return &a->header->recipients[i];
+	return NULL;
+}
+
+/* The remote reply that decided address in r (borrowed), or NULL. */
+static const char *
+result_reply(const struct smtp_result *r, const char *address)
+{
+	for (size_t i = 0; r != NULL && i < r->rcpt_count; i++)
+		if (strcmp(r->rcpts[i].address, address) == 0)
+			return r->rcpts[i].reply;
+	return NULL;
+}
+
+/* The router name for the "**" line of address. */
+static const char *
+attempt_router(const struct attempt *a, const char *address)
+{
+	for (size_t i = 0; i < a->group_count; i++)
+		for (size_t j = 0; j < a->groups[i].rcpt_count; j++)
+			if (strcmp(a->groups[i].rcpts[j], address) == 0)
+				return group_router(&a->groups[i]);
+	return LOG_ROUTER_DNSLOOKUP;
+}
+
+/* Remembers a delivered recipient that asked for a success notice
+ * which the server r cannot send, because it does not offer DSN. */
+static void
+attempt_note_success(struct attempt *a, const struct smtp_result *r,
+    const struct smtp_rcpt_result *rcpt)
+{
+	const struct spool_recipient *record =
+	    attempt_recipient(a, rcpt->address);
+
+	if (r->dsn || record == NULL ||
+	    !bounce_notify_success(record->dsn_flags))
+		return;
+	bounce_list_add(&a->relayed, rcpt->address, record, r->host_name,
+	    r->ip, rcpt->reply, "relayed");
+}
+
+/* Loads the retry state that an earlier process left in the -H file,
+ * when this process has none for the message yet. */
+static void
+attempt_load_retry(struct attempt *a)
+{
+	const char *text = spool_header_get_acl(a->header, QUEUE_ACL_RETRY);
+	struct retry_state *state = &a->msg->retry;
+	long long first, last, next;
+
+	if (state->first_failed != 0 || text == NULL)
+		return;
+	if (sscanf(text, "%lld %lld %lld", &first, &last, &next) != 3 ||
+	    first <= 0 || last < first || next < last)
+		return;		/* not ours: start afresh */
+	state->first_failed = (time_t)first;
+	state->last_try = (time_t)last;
+	state->next_try = (time_t)next;
+}
+
+/* Stores the message's retry state in the -H file. */
+static void
+attempt_save_retry(struct attempt *a)
+{
+	const struct retry_state *state = &a->msg->retry;
+	char text[80];
+
+	if (state->first_failed == 0)
+		return;
+	snprintf(text, sizeof(text), "%lld %lld %lld",
+	    (long long)state->first_failed, (long long)state->last_try,
+	    (long long)state->next_try);
+	spool_header_set_acl(a->header, QUEUE_ACL_RETRY, text);
+	a->changed = true;
+}
+
+/* Fails every undelivered recipient for reason; the "**" lines name
+ * the router and transport when with_route is set. */
+static void
+attempt_fail_undelivered(struct attempt *a, const char *reason,
+    bool with_route)
+{
+	struct spool_header *h = a->header;
+
+	for (size_t i = 0; i < h->recipients_count; i++) {
+		const char *address = h->recipients[i].address;
+		struct log_failure failure = {
+			.address = address,
+			.sender = h->sender != NULL ? h->sender : "",
+			.router = with_route ? attempt_router(a, address) : NULL,
+			.transport = with_route ? LOG_TRANSPORT_REMOTE : NULL,
+			.message = reason,
+			.deliver_usec = -1,
+		};
+
+		if (spool_header_is_delivered(h, address))
+			continue;
+		log_line_failure(a->msg->id, &failure);
+		a->msg->queue->stats.failed++;
+		bounce_list_add(&a->failures, address, &h->recipients[i], NULL,
+		    NULL, NULL, reason);
+		/* The -H rewrite at the end of the attempt records it. */
+		spool_header_mark_delivered(h, address);
+		a->changed = true;
+	}
+}
+
+/*
+ * True if a deferral of address now passes the final cutoff of its
+ * retry rule, so that it is a failure instead. The retry state of the
+ * message is left as it is; attempt_retry_delay() updates it.
+ */
+static bool
+attempt_defer_expires(struct attempt *a, const char *address)
+{
+	struct queue_msg *msg = a->msg;
+	const char *sender = a->header->sender;
+	const struct retry_rule *rule;
+	struct retry_state state;
+	struct retry_error failure;
+	const char *host_name;
+
+	attempt_load_retry(a);
+	if (msg->retry.first_failed == 0)
+		return false;	/* a first failure starts the clock */
+	attempt_retry_error(a, address, &failure, &host_name);
+	rule = retry_rules_find(&msg->queue->retry_rules, address, host_name,
+	    &failure, sender != NULL ? sender : "");
+	if (rule == NULL)
+		return false;
+	state = msg->retry;
+	retry_state_update(&state, rule, clock_now(),
+	    RETRY_INTERVAL_MAX_DEFAULT, 0);
+	return state.expired;
+}
+
+/*
+ * A message with the null sender gets no bounce. As Exim does, its
+ * failed recipients stay undelivered and the message is frozen until an
+ * operator acts or it is older than ignore_bounce_errors_after. From
+ * then on its failures stand and it is discarded.
+ */
+static void
+attempt_freeze_failed_bounce(struct attempt *a)
+{
+	const struct config *config = a->msg->queue->config;
+	struct spool_header *h = a->header;
+	time_t now = clock_now();
+
+	if (now - h->received_time >= config->ignore_bounce_errors_after) {
+		for (size_t i = 0; i < a->failures.count; i++)
+			log_write(LOG_MAIN, a->msg->id, "%s: error ignored",
+			    a->failures.items[i].address);
+		return;
+	}
+	for (size_t i = 0; i < a->failures.count; i++)
+		spool_header_unmark_delivered(h, a->failures.items[i].address);
+	h->frozen = true;
+	h->frozen_at = now;
+	a->changed = true;
+	a->frozen_logged = true;
+	log_write(LOG_MAIN, a->msg->id, "Frozen (delivery error message)");
+}
+
+static void
+attempt_bounce_cb(void *arg, const char *id)
+{
+	struct attempt *a = arg;
+
+	if (id != NULL)
+		queue_add(a->msg->queue, id);
+	a->journal_pending--;
+	if (!a->bounce_inline)
+		attempt_maybe_end(a);
+}
+
+/* Stores a bounce or warning; the attempt waits for it like for a
+ * journal write, and attempt_bounce_cb() ends it. */
+static void
+attempt_inject(struct attempt *a, const struct bounce_content *content)
+{
+	struct queue *queue = a->msg->queue;
+
+	a->journal_pending++;
+	a->bounce_inline = true;
+	bounce_inject(queue->store, queue->config, a->msg->id, content,
+	    attempt_bounce_cb, a);
+	a->bounce_inline = false;
+}
+
+/*
+ * Sends the sender a delay warning when the next time of delay_warning
+ * has come, for the recipients deferred in this attempt. As in Exim, the
+ * times are checked only when an attempt defers.
+ */
+static void
+attempt_send_warning(struct attempt *a)
+{
+	const struct config *config = a->msg->queue->config;
+	struct spool_header *h = a->header;
+	int64_t due = bounce_warning_due(&config->delay_warning,
+	    h->warning_count);
+	time_t now = clock_now();
+	struct bounce_content content;
+
+	if (due < 0 || now - h->received_time < due)
+		return;
+	if (bounce_compose_warning(config, h, &a->deferrals, due, now,
+	    (uint32_t)random(), &content) == 0)
+		return;
+	/* The -H rewrite at the end of the attempt records the count. */
+	h->warning_count++;
+	a->changed = true;
+	attempt_inject(a, &content);
+	bounce_content_free(&content);
+}
+
+/*
+ * Sends the "Action: relayed" notice for the recipients delivered with
+ * NOTIFY=SUCCESS to servers that do not offer DSN. Where the server
+ * offers DSN, NOTIFY went on with the recipient and that server reports.
+ */
+static void
+attempt_send_relayed(struct attempt *a)
+{
+	const struct config *config = a->msg->queue->config;
+	struct bounce_content content;
+
+	if (bounce_compose_relayed(config, a->header, &a->relayed, clock_now(),
+	    (uint32_t)random(), &content) == 0)
+		return;
+	attempt_inject(a, &content);
+	bounce_content_free(&content);
+}
+
+/*
+ * Sends the bounce for the attempt's failures; the attempt ends once it
+ * is stored.
+ * NOTE: the failures are already in the journal, so a crash before the
+ * bounce is stored loses the bounce.
+ */
+static void
+attempt_send_bounce(struct attempt *a)
+{
+	struct queue *queue = a->msg->queue;
+	const struct config *config = queue->config;
+	struct bounce_content content;
+	size_t limit = bounce_body_limit(config, a->header);
+	char *body = NULL;
+	size_t body_len = 0;
+	uint64_t body_size = 0;
+	int rc;
+
+	if (limit > 0 && bounce_read_body(a->data_fd, a->msg->id, limit, &body,
+	    &body_len, &body_size) < 0)
+		log_write(LOG_MAIN, a->msg->id, "cannot read the message body "
+		    "for its bounce: %s; the bounce returns none",
+		    strerror(errno));
+	rc = bounce_compose(config, a->header, &a->failures, body, body_len,
+	    body_size, clock_now(), (uint32_t)random(), &content);
+	free(body);
+	if (rc == 0)
+		return;		/* NOTIFY excluded every failure */
+	attempt_inject(a, &content);
+	bounce_content_free(&content);
+}
+
+/*
+ * Returns the delay until a frozen message is looked at again without an
+ * operator: when a bounce reaches ignore_bounce_errors_after, or any
+ * message timeout_frozen_after (both counted from arrival); 0 for never.
+ */
+static uint64_t
+queue_frozen_recheck_usec(const struct config *config,
+    const struct spool_header *h)
+{
+	bool bounce = h->sender == NULL || h->sender[0] == '\0';
+	time_t now = clock_now();
+	int64_t due = 0;
+
+	if (bounce)
+		due = h->received_time + config->ignore_bounce_errors_after;
+	if (config->timeout_frozen_after > 0) {
+		int64_t t = h->received_time + config->timeout_frozen_after;
+
+		if (due == 0 || t < due)
+			due = t;
+	}
+	if (due == 0)
+		return 0;
+	return due <= now ? 1000000 : (uint64_t)(due - now) * 1000000;
+}
+
+/*
+ * Ends the freeze of a message frozen for too long. Past
+ * timeout_frozen_after it is cancelled: attempt_prepare_end() fails its
+ * recipients. A bounce past ignore_bounce_errors_after is tried once
+ * more, and discarded if it fails again. Returns true when the attempt
+ * goes on.
+ */
+static bool
+attempt_thaw_expired(struct queue_msg *msg, struct attempt *a)
+{
+	const struct config *config = msg->queue->config;
+	struct spool_header *h = a->header;
+	int64_t age = clock_now() - h->received_time;
+	bool bounce = h->sender == NULL || h->sender[0] == '\0';
+
+	if (config->timeout_frozen_after > 0 &&
+	    age >= config->timeout_frozen_after) {
+		log_write(LOG_MAIN, msg->id, "cancelled by timeout_frozen_after");
+		a->timed_out = true;
+	} else if (bounce && age >= config->ignore_bounce_errors_after) {
+		log_write(LOG_MAIN, msg->id, "Unfrozen by errmsg timer");
+	} else {
+		return false;
+	}
+	h->frozen = false;
+	h->frozen_at = 0;
+	a->changed = true;
+	return true;
+}
+
+/*
+ * Fails a message with more Received: fields than received_headers_max
+ * (a mail loop), as Exim checks again before delivery: a local
+ * submission has not been counted at reception. Returns true then.
+ */
+static bool
+attempt_check_loop(struct attempt *a)
+{
+	const struct spool_header *h = a->header;
+	int max = a->msg->queue->config->received_headers_max;
+	int count = 0;
+
+	for (size_t i = 0; i < h->fields_count; i++)
+		if (h->fields[i].flag == SPOOL_FIELD_RECEIVED)
+			count++;
+	if (max <= 0 || count <= max)
+		return false;
+	a->fail_all = "Too many \"Received\" headers - suspected mail loop";
+	return true;
+}
+
+/*
+ * Runs once at the end of an attempt, before its outcome is recorded.
+ * It schedules the next attempt of a deferred message, fails it past
+ * its final retry cutoff, sends a delay warning or success notice when
+ * one is due, and bounces or freezes its failures. Returns true when
+ * the attempt must wait for one of those messages to be stored.
+ */
+static bool
+attempt_prepare_end(struct attempt *a)
+{
+	struct queue_msg *msg = a->msg;
+	const char *sender = a->header->sender;
+
+	a->end_prepared = true;
+	a->retry_delay = QUEUE_RETRY_INTERVAL_USEC;
+	if (a->abandoned)
+		return false;
+	if (a->timed_out) {
+		attempt_fail_undelivered(a, "delivery cancelled; message timed "
+		    "out", false);
+	} else if (a->fail_all != NULL) {
+		attempt_fail_undelivered(a, a->fail_all, false);
+	} else if (!a->header->frozen && attempt_undelivered(a) > 0) {
+		attempt_load_retry(a);
+		a->retry_delay = attempt_retry_delay(a);
+		attempt_save_retry(a);
+		if (msg->retry.expired)
+			attempt_fail_undelivered(a, "retry timeout exceeded", true);
+	}
+	if (a->deferrals.count > 0 && !a->header->frozen &&
+	    attempt_undelivered(a) > 0)
+		attempt_send_warning(a);
+	if (a->relayed.count > 0)
+		attempt_send_relayed(a);
+	if (a->failures.count > 0) {
+		if (sender != NULL && sender[0] != '\0')
+			attempt_send_bounce(a);
+		else if (!a->timed_out)
+			attempt_freeze_failed_bounce(a);
+	}
+	return a->journal_pending > 0;
+}
+
 /* Ends an attempt whose groups and journal writes have all finished. */
 static void
 attempt_end(struct attempt *a)
 {
 	struct queue_msg *msg = a->msg;
 	struct queue *queue = msg->queue;
-	bool complete = !a->abandoned && attempt_undelivered(a) == 0;
-	/* Frozen during this attempt (an MX record pointing here): no
-	 * retry until an operator thaws it. Logged, as Exim does, before
-	 * the -H file records it. */
-	bool frozen = !complete && !a->abandoned && a->header->frozen;
-	uint64_t retry_delay = QUEUE_RETRY_INTERVAL_USEC;
+	bool complete, frozen;
+	uint64_t retry_delay;
 
-	if (!complete && !frozen && !a->abandoned)
-		retry_delay = attempt_retry_delay(a);
+	if (!a->end_prepared && attempt_prepare_end(a))
+		return;		/* runs again once the bounce is stored */
+	complete = !a->abandoned && attempt_undelivered(a) == 0;
+	/* Frozen during this attempt (an MX record pointing here, a failed
+	 * bounce): no retry until an operator thaws it. Logged, as Exim
+	 * does, before the -H file records it. */
+	frozen = !complete && !a->abandoned && a->header->frozen;
+	retry_delay = a->retry_delay;
 	if (frozen)
+		retry_delay = queue_frozen_recheck_usec(queue->config, a->header);
+	if (frozen && !a->frozen_logged)
 		log_write(LOG_MAIN, msg->id, "Frozen");
 
 	if (complete) {
@@ -487,10 +1238,13 @@ attempt_end(struct attempt *a)
 		}
 	}
 
+	if (!complete)
+		queue_msg_learn(msg, a->header);
 	msg->attempt = NULL;
 	attempt_free(a);
 	queue->stats.attempts_running--;
-	if (!complete && !frozen)
+	queue_due_wake(queue);
+	if (!complete && (!frozen || retry_delay > 0))
 		queue_schedule(msg, retry_delay);
 	/* For a completed message those waiting hear of it once its files
 	 * are gone, so that a listing after "exim -M" no longer shows it. */
@@ -523,6 +1277,30 @@ result_log_tls(const struct smtp_result *r)
 	return tls;
 }
 
+static void group_log_failure(struct group *g, const char *address,
+    const struct smtp_result *result, const char *message);
+
+/* Fails address, whose deferral came after the final cutoff of its
+ * retry rule: "**" with the deferral's reason and Exim's "retry timeout
+ * exceeded". The -H rewrite at the end of the attempt records it. */
+static void
+group_fail_expired(struct group *g, const char *address,
+    const struct smtp_result *result, int code, const char *message)
+{
+	struct attempt *a = g->attempt;
+	char *text;
+
+	if (message == NULL && code > 0)
+		message = strerror(code);
+	text = message != NULL ?
+	    xasprintf("%s: retry timeout exceeded", message) :
+	    xstrdup("retry timeout exceeded");
+	group_log_failure(g, address, result, text);
+	free(text);
+	spool_header_mark_delivered(a->header, address);
+	a->changed = true;
+}
+
 static void
 group_log_defer(struct group *g, const char *address,
     const struct smtp_result *result, const struct smtp_rcpt_result *rcpt,
@@ -531,14 +1309,29 @@ group_log_defer(struct group *g, const char *address,
 	struct log_defer defer = {
 		.address = address,
 		.router = group_router(g),
-		.transport = result != NULL || code > 0 ?
-		    LOG_TRANSPORT_REMOTE : NULL,
+		.transport = result != NULL || code > 0 ||
+		    code == QUEUE_ERRNO_HOST_RETRY ? LOG_TRANSPORT_REMOTE : NULL,
 		.error_code = code,
 		.message = message,
 		.deliver_usec = result != NULL ?
 		    (int64_t)result->duration_usec : -1,
 	};
 
+	const char *reason;
+
+	if (!g->attempt->abandoned &&
+	    attempt_defer_expires(g->attempt, address)) {
+		group_fail_expired(g, address, result, code, message);
+		return;
+	}
+	reason = message;
+	if (reason == NULL && code > 0)
+		reason = strerror(code);
+	bounce_list_add(&g->attempt->deferrals, address,
+	    attempt_recipient(g->attempt, address),
+	    result != NULL ? result->host_name : NULL,
+	    result != NULL ? result->ip : NULL, result_reply(result, address),
+	    reason);
 	/* A connection failure names no host, as in Exim's summary line. */
 	if (result != NULL && rcpt != NULL && rcpt->kind == SMTP_ERROR_REPLY) {
 		defer.host.name = result->host_name;
@@ -574,6 +1367,11 @@ group_log_failure(struct group *g, const char *address,
 	}
 	log_line_failure(g->attempt->msg->id, &failure);
 	g->attempt->msg->queue->stats.failed++;
+	bounce_list_add(&g->attempt->failures, address,
+	    attempt_recipient(g->attempt, address),
+	    result != NULL ? result->host_name : NULL,
+	    result != NULL ? result->ip : NULL, result_reply(result, address),
+	    message);
 }
 
 /* Logs the delivered and failed recipients of the last result, once
@@ -612,6 +1410,7 @@ group_log_final(struct group *g)
 
 			log_line_delivery(a->msg->id, &delivery);
 			a->msg->queue->stats.delivered++;
+			attempt_note_success(a, r, rcpt);
 			last_transaction = rcpt->transaction;
 		} else if (rcpt->outcome == SMTP_FAILED) {
 			group_log_failure(g, rcpt->address, r, rcpt->message);
@@ -646,6 +1445,10 @@ group_settle(struct group *g)
 {
 	struct attempt *a = g->attempt;
 	struct smtp_result *r = g->result;
+
+	/* The path is free for its next item; a message that reached the
+	 * server counts against the path's daily cap. */
+	sched_item_done(&g->item, r->delivered > 0 || r->failed > 0);
 
 	for (size_t i = 0; i < r->rcpt_count; i++) {
 		struct smtp_rcpt_result *rcpt = &r->rcpts[i];
@@ -684,6 +1487,7 @@ group_end_without_host(struct group *g, bool permanent, int code,
 {
 	struct attempt *a = g->attempt;
 
+	sched_item_done(&g->item, false);
 	for (size_t i = 0; i < g->rcpt_count; i++) {
 		if (!permanent) {
 			group_log_defer(g, g->rcpts[i], NULL, NULL, code, message);
@@ -701,7 +1505,113 @@ group_end_without_host(struct group *g, bool permanent, int code,
 		group_finish(g);
 }
 
+/* -N: logs every recipient with "*>" and marks it delivered, without
+ * routing or connecting, as Exim's dont_deliver does. */
+static void
+group_pretend(struct group *g)
+{
+	struct attempt *a = g->attempt;
+
+	for (size_t i = 0; i < g->rcpt_count; i++) {
+		struct log_delivery delivery = {
+			.kind = LOG_DELIVERY_SUPPRESSED,
+			.address = g->rcpts[i],
+			.sender = a->header->sender != NULL ?
+			    a->header->sender : "",
+			.router = group_router(g),
+			.transport = LOG_TRANSPORT_REMOTE,
+			.queue_usec = attempt_queue_usec(a),
+			.deliver_usec = -1,
+		};
+
+		log_line_delivery(a->msg->id, &delivery);
+		spool_header_mark_delivered(a->header, g->rcpts[i]);
+		a->changed = true;
+		g->journal_pending++;
+		a->journal_pending++;
+		spool_store_journal_append(a->msg->queue->store, a->msg->id,
+		    g->rcpts[i], group_journal_cb, g);
+	}
+	if (g->journal_pending == 0)
+		group_finish(g);
+}
+
 /* ---- delivery over SMTP ---- */
+
+/* The "5.7.1" that starts text, copied into out, or "". */
+static void
+reply_enhanced_code(const char *text, char *out, size_t size)
+{
+	size_t n = 0;
+	int dots = 0;
+
+	out[0] = '\0';
+	if (text == NULL || (text[0] < '2' || text[0] > '5') || text[1] != '.')
+		return;
+	while (text[n] != '\0' && text[n] != ' ' && n + 1 < size) {
+		if (text[n] == '.')
+			dots++;
+		else if (text[n] < '0' || text[n] > '9')
+			return;
+		n++;
+	}
+	if (dots != 2 || (text[n] != ' ' && text[n] != '\0'))
+		return;
+	memcpy(out, text, n);
+	out[n] = '\0';
+}
+
+/* Tells the policy's delivery_result handler how a host answered. */
+static void
+group_report_result(struct group *g, const struct smtp_result *r)
+{
+	struct attempt *a = g->attempt;
+	struct queue *queue = a->msg->queue;
+	const struct smtp_rcpt_result *first = r->rcpt_count > 0 ?
+	    &r->rcpts[0] : NULL;
+	struct policy_state *ps = policy_current();
+	const char *tenant, *campaign, *reply;
+	char enhanced[16];
+
+	if (ps == NULL || !policy_has_handler(ps, "delivery_result")) {
+		policy_state_unref(ps);
+		return;
+	}
+	tenant = spool_header_get_acl(a->header, SPOOL_ACL_TENANT);
+	campaign = spool_header_get_acl(a->header, SPOOL_ACL_CAMPAIGN);
+	reply = first == NULL ? "" : first->reply != NULL ? first->reply :
+	    first->message != NULL ? first->message : strerror(first->error);
+	/* After "550 " or "550-". */
+	reply_enhanced_code(strlen(reply) > 4 && first->code > 0 ? reply + 4 :
+	    NULL, enhanced, sizeof(enhanced));
+	{
+		struct policy_delivery_result res = {
+			.msgid = a->msg->id,
+			.outcome = r->delivered > 0 ? "delivered" :
+			    r->failed > 0 ? "failed" : "deferred",
+			.source_name = g->path != NULL ?
+			    sched_path_source_name(g->path) : "",
+			.source_ip = r->source_ip,
+			.site = g->site,
+			.pool = g->pool,
+			.domain = g->domain,
+			.host = r->host_name != NULL ? r->host_name : "",
+			.host_ip = r->ip,
+			.code = first != NULL ? first->code : 0,
+			.enhanced_code = enhanced,
+			.reply = reply,
+			.class_name = scheduler_class_name(queue->sched,
+			    a->msg->class_index),
+			.tenant = tenant != NULL ? tenant : "",
+			.campaign = campaign != NULL ? campaign : "",
+			.queue_time = (double)attempt_queue_usec(a) / 1e6,
+			.recipients = (unsigned)r->rcpt_count,
+		};
+
+		policy_delivery_result(ps, &res);
+	}
+	policy_state_unref(ps);
+}
 
 /* True when the result decides nothing about the recipients themselves, so
  * the next host should be tried: the connection failed, or the server
@@ -717,6 +1627,80 @@ result_is_host_failure(const struct smtp_result *r)
 	return first->phase < SMTP_PHASE_RCPT;
 }
 
+/* ---- host-level retry ---- */
+
+/*
+ * True if host h of the group is before its retry time, so this attempt
+ * skips it, as Exim skips a host whose "T:" retry record is not due.
+ * An operator's attempt (queue_force(): -M, -q..., -R) tries it anyway.
+ * NOTE: Exim's plain -q run honours host retry times; here it does not.
+ */
+static bool
+group_host_waiting(struct group *g, const struct route_host *h)
+{
+	struct queue *queue = g->attempt->msg->queue;
+	char key[RETRY_HOSTS_KEY_SIZE];
+	time_t next_try;
+
+	if (g->attempt->forced)
+		return false;
+	retry_hosts_key(key, h->name, h->ip, h->port);
+	if (!retry_hosts_waiting(queue->retry_hosts, key, clock_now(),
+	    &next_try))
+		return false;
+	g->hosts_waiting++;
+	return true;
+}
+
+/* Defers the group, every host of which is before its retry time. */
+static void
+group_end_hosts_waiting(struct group *g)
+{
+	char *message = xasprintf("retry time not reached for any host for "
+	    "'%s'", g->domain);
+
+	group_end_without_host(g, false, QUEUE_ERRNO_HOST_RETRY, message);
+	free(message);
+}
+
+/*
+ * Records what the host of result did, for the host-level retry times.
+ * A connection that was refused, timed out, closed or answered with an
+ * error before MAIL is a failure of the host: its next retry time comes
+ * from the first retry rule for the host name (then the mail domain).
+ * Any reply from MAIL on clears its failures.
+ */
+static void
+group_note_host(struct group *g, const struct smtp_result *r)
+{
+	struct queue *queue = g->attempt->msg->queue;
+	const char *sender = g->attempt->header->sender;
+	const struct smtp_rcpt_result *first;
+	char key[RETRY_HOSTS_KEY_SIZE];
+	struct retry_error failure;
+	const struct retry_rule *rule;
+
+	/* A stale reused connection failed before the host could act. */
+	if (r->rcpt_count == 0 || r->stale || g->attempt->abandoned)
+		return;
+	first = &r->rcpts[0];
+	retry_hosts_key(key, r->host_name, r->ip, r->port);
+	if (first->kind == SMTP_ERROR_NONE || first->phase >= SMTP_PHASE_MAIL) {
+		retry_hosts_succeeded(queue->retry_hosts, key);
+		return;
+	}
+	if (first->kind == SMTP_ERROR_LOCAL)
+		return;
+	memset(&failure, 0, sizeof(failure));
+	rcpt_retry_error(first, &failure);
+	rule = retry_rules_find(&queue->retry_rules, r->host_name, g->domain,
+	    &failure, sender != NULL ? sender : "");
+	retry_hosts_failed(queue->retry_hosts, key, rule, clock_now(),
+	    QUEUE_RETRY_INTERVAL_USEC, first->kind == SMTP_ERROR_REPLY ?
+	    -first->code : first->error, first->message != NULL ?
+	    first->message : strerror(first->error));
+}
+
 static void
 group_smtp_cb(void *arg, struct smtp_result *result)
 {
@@ -725,8 +1709,13 @@ group_smtp_cb(void *arg, struct smtp_result *result)
 	g->request = NULL;
 	smtp_result_free(g->result);
 	g->result = result;
+	group_note_host(g, result);
+	group_report_result(g, result);
+	/* A path the policy suspended on this result tries no other host:
+	 * the group waits with the rest of the path's mail. */
 	if (result_is_host_failure(result) && !g->attempt->abandoned &&
-	    g->host_index < g->host_count) {
+	    g->host_index < g->host_count &&
+	    !sched_path_suspended(g->path, clock_now())) {
 		/* As Exim, name each host that failed before the next. */
 		log_write(LOG_MAIN, g->attempt->msg->id, "H=%s [%s] %s",
 		    result->host_name, result->ip,
@@ -746,11 +1735,19 @@ group_next_host(struct group *g)
 
 	while (g->host_index < g->host_count) {
 		struct route_host *h = &g->hosts[g->host_index++];
-		/* No source: the pool takes one from egress_sources. */
+		const char *source_ip = sched_path_source_ip(g->path);
+		/* Without a source the system picks the address. */
 		struct smtp_pool_path path = {
 			.host_name = h->name,
 			.ip = h->ip,
 			.port = h->port,
+			.source_ip = source_ip[0] != '\0' ? source_ip : NULL,
+			.helo_name = sched_path_helo(g->path),
+			.max_messages = sched_path_max_messages(g->path),
+			/* Idle connections count against the path's cap too,
+			 * whatever host of the site they went to. */
+			.group = sched_path_key(g->path),
+			.group_max = sched_path_max_connections(g->path),
 		};
 		struct smtp_client_message message = {
 			.header = a->header,
@@ -758,9 +1755,12 @@ group_next_host(struct group *g)
 			.recipients = g->rcpts,
 			.recipient_count = g->rcpt_count,
 			.dsn = g->dsn,
+			.max_rcpt = sched_path_max_recipients(g->path),
 		};
 		char *error = NULL;
 
+		if (group_host_waiting(g, h))
+			continue;
 		g->request = smtp_pool_deliver(queue->pool, &path, &message,
 		    group_smtp_cb, g, &error);
 		if (g->request != NULL)
@@ -774,6 +1774,8 @@ group_next_host(struct group *g)
 	 * for the group, or, with no result, the attempt could not start. */
 	if (g->result != NULL)
 		group_settle(g);
+	else if (g->hosts_waiting > 0)
+		group_end_hosts_waiting(g);
 	else
 		group_end_without_host(g, false, -1,
 		    "no host could be tried");
@@ -808,6 +1810,135 @@ group_add_dns_hosts(struct group *g, const struct dns_result *result,
 }
 
 static void group_route_smarthost(struct group *g);
+static void group_enqueue(struct group *g);
+static void group_reroute(void *arg);
+
+/* The site of a domain without a route handler. */
+static void
+group_default_site(struct group *g, const struct dns_result *result)
+{
+	sched_default_site(result, g->attempt->msg->queue->config->smarthost,
+	    g->domain, g->site, sizeof(g->site));
+}
+
+/*
+ * Asks the policy's route handler where the group goes, given the MX
+ * hosts already resolved (result, NULL with a smarthost), then resolves
+ * the route's own hosts, if it named any, and queues the group on its
+ * path. A failed handler defers the group.
+ */
+static void
+group_route(struct group *g, struct dns_result *result)
+{
+	struct attempt *a = g->attempt;
+	struct queue *queue = a->msg->queue;
+	struct policy_mx *mx = NULL;
+	struct policy_route_out out;
+	struct policy_state *ps;
+	enum policy_queue_result rc;
+	const char *tenant = spool_header_get_acl(a->header, SPOOL_ACL_TENANT);
+	const char *campaign = spool_header_get_acl(a->header,
+	    SPOOL_ACL_CAMPAIGN);
+	size_t mx_count = result != NULL ? result->host_count : 0;
+
+	group_default_site(g, result);
+	strlcpy_s(g->pool, scheduler_class_pool(queue->sched,
+	    a->msg->class_index), sizeof(g->pool));
+	memset(&out, 0, sizeof(out));
+	strlcpy_s(out.site, g->site, sizeof(out.site));
+	strlcpy_s(out.pool, g->pool, sizeof(out.pool));
+	if (mx_count > 0) {
+		mx = xcalloc(mx_count, sizeof(*mx));
+		for (size_t i = 0; i < mx_count; i++) {
+			mx[i].name = result->hosts[i].name;
+			mx[i].preference = result->hosts[i].preference;
+		}
+	}
+	{
+		struct policy_route_in in = {
+			.msgid = a->msg->id,
+			.sender = a->header->sender != NULL ? a->header->sender : "",
+			.domain = g->domain,
+			.class_name = scheduler_class_name(queue->sched,
+			    a->msg->class_index),
+			.tenant = tenant != NULL ? tenant : "",
+			.campaign = campaign != NULL ? campaign : "",
+			.mx = mx,
+			.mx_count = mx_count,
+		};
+
+		ps = policy_current();
+		rc = policy_route(ps, &in, &out);
+		policy_state_unref(ps);
+	}
+	free(mx);
+	if (rc == POLICY_QUEUE_FAILED) {
+		group_end_without_host(g, false, -1,
+		    "the policy's route handler failed");
+		return;
+	}
+	if (rc == POLICY_QUEUE_OK) {
+		if (out.site[0] != '\0')
+			strlcpy_s(g->site, out.site, sizeof(g->site));
+		if (out.pool[0] != '\0')
+			strlcpy_s(g->pool, out.pool, sizeof(g->pool));
+		strlcpy_s(g->route, out.route, sizeof(g->route));
+		g->port = out.port;
+		if (out.host_count > 0) {
+			g->explicit_hosts = xcalloc(out.host_count,
+			    sizeof(*g->explicit_hosts));
+			for (size_t i = 0; i < out.host_count &&
+			    i < POLICY_ROUTE_HOSTS_MAX; i++)
+				g->explicit_hosts[g->explicit_count++] =
+				    xstrdup(out.hosts[i]);
+		}
+	}
+	if (g->explicit_count > 0 || result == NULL) {
+		group_route_smarthost(g);
+		return;
+	}
+	group_add_dns_hosts(g, result, g->port > 0 ? g->port :
+	    queue->config->delivery_port);
+	group_enqueue(g);
+}
+
+static void
+group_go(void *arg)
+{
+	group_next_host(arg);
+}
+
+/* Chooses the group's path and waits there for its turn. */
+static void
+group_enqueue(struct group *g)
+{
+	struct attempt *a = g->attempt;
+	struct queue *queue = a->msg->queue;
+	char *error = NULL;
+
+	g->path = scheduler_choose(queue->sched, a->msg->id, g->site, g->pool,
+	    a->msg->class_index, g->domain, &error);
+	if (g->path == NULL) {
+		log_write(LOG_MAIN | LOG_PANIC, a->msg->id, "%s: %s", g->domain,
+		    error);
+		group_end_without_host(g, false, -1, error);
+		free(error);
+		return;
+	}
+	sched_item_submit(g->path, &g->item, a->msg->class_index, group_go, g);
+	if (!g->rerouted)
+		g->item.reroute = group_reroute;
+}
+
+/* Its path was suspended: another source, once. */
+static void
+group_reroute(void *arg)
+{
+	struct group *g = arg;
+
+	g->rerouted = true;
+	group_enqueue(g);
+}
 
 /*
  * Splits a smarthost item into name and port: "host", "host:port"
@@ -894,16 +2025,25 @@ group_route_smarthost(struct group *g)
 	int port;
 
 	config_list_init(&iter, queue->config->smarthost);
-	while (config_list_next(&iter, item, sizeof(item)) != NULL) {
+	for (;;) {
 		struct smarthost_lookup *lookup;
 		char *error = NULL;
 
+		/* The route's own hosts, else the smarthost option's. */
+		if (g->explicit_count > 0) {
+			if (index >= g->explicit_count)
+				break;
+			strlcpy_s(item, g->explicit_hosts[index], sizeof(item));
+		} else if (config_list_next(&iter, item, sizeof(item)) == NULL) {
+			break;
+		}
 		if (index++ < g->smarthost_index)
 			continue;
 		g->smarthost_index = index;
 		if (index > QUEUE_SMARTHOSTS_MAX ||
-		    smarthost_split(item, queue->config->delivery_port, name,
-		    sizeof(name), &port) < 0) {
+		    smarthost_split(item, g->port > 0 ? g->port :
+		    queue->config->delivery_port, name, sizeof(name),
+		    &port) < 0) {
 			log_write(LOG_MAIN | LOG_PANIC, g->attempt->msg->id,
 			    "invalid smarthost item \"%s\" (expected host, "
 			    "host::port or [ip]:port; at most %d items)", item,
@@ -930,10 +2070,11 @@ group_route_smarthost(struct group *g)
 	}
 
 	if (g->host_count == 0)
-		group_end_without_host(g, false, -1,
+		group_end_without_host(g, false, -1, g->explicit_count > 0 ?
+		    "no address could be found for the route's hosts" :
 		    "no smarthost address could be found");
 	else
-		group_next_host(g);
+		group_enqueue(g);
 }
 
 /* Defers the group and freezes the message, because the most preferred
@@ -969,8 +2110,7 @@ group_mx_cb(void *arg, struct dns_result *result)
 			group_freeze_self(g, result);
 			break;
 		}
-		group_add_dns_hosts(g, result, g->attempt->msg->queue->config->delivery_port);
-		group_next_host(g);
+		group_route(g, result);
 		break;
 	case DNS_NOT_FOUND:
 	case DNS_NO_DATA:
@@ -996,7 +2136,7 @@ group_start(struct group *g)
 
 	if (queue->config->smarthost != NULL &&
 	    queue->config->smarthost[0] != '\0') {
-		group_route_smarthost(g);
+		group_route(g, NULL);
 		return;
 	}
 	g->lookup = dns_lookup_mx(queue->resolver, g->domain, group_mx_cb, g,
@@ -1045,6 +2185,25 @@ attempt_make_groups(struct attempt *a)
 		a->groups[j].attempt = a;
 }
 
+/* Adds the header fields of the message's class, once, before its
+ * first delivery; the -H rewrite at the end of the attempt keeps them. */
+static void
+attempt_add_class_headers(struct attempt *a)
+{
+	const struct scheduler *sched = a->msg->queue->sched;
+	size_t index = a->msg->class_index;
+
+	for (size_t i = 0; i < scheduler_class_header_count(sched, index); i++) {
+		const struct policy_class_header *h =
+		    scheduler_class_header(sched, index, i);
+		char *field = xasprintf("%s: %s\n", h->name, h->value);
+
+		spool_header_add_field(a->header, spool_field_flag_for_name(
+		    h->name, strlen(h->name)), field, strlen(field));
+		free(field);
+	}
+}
+
 static void
 attempt_start(struct queue_msg *msg)
 {
@@ -1056,6 +2215,7 @@ attempt_start(struct queue_msg *msg)
 	if (queue->stopping || msg->attempt != NULL || msg->removing ||
 	    msg->holds > 0)
 		return;
+	queue_due_remove(msg);
 	if (msg->rewrites > 0) {
 		/* This process still holds the -D lock for the rewrite. */
 		msg->start_after_rewrite = true;
@@ -1064,6 +2224,7 @@ attempt_start(struct queue_msg *msg)
 	a = xcalloc(1, sizeof(*a));
 	a->msg = msg;
 	a->data_fd = -1;
+	a->forced = msg->force != 0;
 
 	rc = spool_store_lock(queue->store, msg->id, &a->data_fd, &error);
 	if (rc == SPOOL_LOCK_BUSY) {
@@ -1093,21 +2254,58 @@ attempt_start(struct queue_msg *msg)
 
 	/* As Exim does, the first attempt, even a deferred one, clears the
 	 * first-delivery flag (exim -qi and $first_delivery read it). */
+	queue_msg_learn(msg, a->header);
 	if (a->header->deliver_firsttime) {
 		a->header->deliver_firsttime = false;
 		a->changed = true;
+		attempt_add_class_headers(a);
 	}
 
 	msg->attempt = a;
 	queue->stats.attempts_running++;
-	attempt_make_groups(a);
+	/* A cancelled or looping message is only failed. */
+	if (!a->timed_out && !attempt_check_loop(a))
+		attempt_make_groups(a);
 	a->groups_running = a->group_count;
+	/* A daemon started with -N marks each message, so that it stays
+	 * undelivered for any later process too, as Exim's -N flag does. */
+	if (queue->dont_deliver && !a->header->dont_deliver) {
+		a->header->dont_deliver = true;
+		a->changed = true;
+	}
 	for (size_t i = 0; i < a->group_count; i++)
-		group_start(&a->groups[i]);
+		if (a->header->dont_deliver)
+			group_pretend(&a->groups[i]);
+		else
+			group_start(&a->groups[i]);
 	attempt_maybe_end(a);
 }
 
 /* ---- shutdown ---- */
+
+static void queue_end_finished_attempts(struct queue *queue);
+
+/* Takes back, at shutdown, the groups still waiting on an egress path:
+ * nothing of them has started, so they stay queued at once instead of
+ * holding the drain. */
+static void
+queue_withdraw_ready(struct queue *queue)
+{
+	for (struct queue_msg *m = queue->messages; m != NULL; m = m->next) {
+		struct attempt *a = m->attempt;
+
+		for (size_t i = 0; a != NULL && i < a->group_count; i++) {
+			struct group *g = &a->groups[i];
+
+			if (g->done || g->item.state != SCHED_ITEM_READY)
+				continue;
+			sched_item_done(&g->item, false);
+			g->done = true;
+			a->groups_running--;
+		}
+	}
+	queue_end_finished_attempts(queue);
+}
 
 static void
 queue_abandon_attempts(void *arg)
@@ -1137,10 +2335,18 @@ queue_abandon_attempts(void *arg)
 				smtp_pool_cancel(g->request);
 				g->request = NULL;
 			}
+			sched_item_done(&g->item, false);
 			g->done = true;
 			a->groups_running--;
 		}
 	}
+	queue_end_finished_attempts(queue);
+}
+
+/* Ends the attempts whose groups and journal writes have all finished. */
+static void
+queue_end_finished_attempts(struct queue *queue)
+{
 	/* Ending an attempt may free its message, so restart the walk each
 	 * time one ends. */
 	for (bool again = true; again;) {
@@ -1165,6 +2371,7 @@ queue_shutdown(struct queue *queue, queue_done_fn done, void *arg)
 	queue->done_arg = arg;
 	for (struct queue_msg *m = queue->messages; m != NULL; m = m->next)
 		clock_timer_cancel(m->timer);
+	queue_withdraw_ready(queue);
 	if (queue->stats.attempts_running == 0) {
 		queue_check_drained(queue);
 		return;
@@ -1184,19 +2391,27 @@ struct queue_waiter {
 };
 
 /*
- * Decides whether an attempt goes on with a frozen message: only when it
+ * Decides whether an attempt goes on with a frozen message: when it
  * was forced with QUEUE_FORCE_THAW, which unfreezes it for good, as
- * Exim's -M and -qff do. A skipped message gets no new timer; thawing or
- * forcing it brings it back.
+ * Exim's -M and -qff do, or when it has been frozen too long
+ * (attempt_thaw_expired()). A skipped message gets a timer only for
+ * that deadline; thawing or forcing it brings it back sooner.
  */
 static bool
 attempt_pass_frozen(struct queue_msg *msg, struct attempt *a)
 {
+	uint64_t recheck;
+
 	if (!a->header->frozen)
 		return true;
 	if ((msg->force & QUEUE_FORCE_THAW) == 0) {
+		if (attempt_thaw_expired(msg, a))
+			return true;
 		log_line_message_event(msg->id, LOG_EVENT_SKIPPED_FROZEN, NULL,
 		    NULL);
+		recheck = queue_frozen_recheck_usec(msg->queue->config, a->header);
+		if (recheck > 0)
+			queue_schedule(msg, recheck);
 		return false;
 	}
 	a->header->frozen = false;
@@ -1252,7 +2467,7 @@ queue_force(struct queue *queue, const char *id, unsigned flags,
 
 	ended = msg->attempts_ended;
 	if (msg->attempt == NULL) {
-		msg->force = flags;
+		msg->force = flags | QUEUE_FORCED;
 		attempt_start(msg);	/* may free msg */
 		if ((msg = queue_find(queue, id)) != NULL &&
 		    !msg->start_after_rewrite)

@@ -23,6 +23,9 @@
 #include "config.h"
 
 struct event_base;
+struct evbuffer;
+struct scheduler;
+struct spool_header;
 struct spool_store;
 struct dns_resolver;
 struct queue;
@@ -48,6 +51,11 @@ struct queue_stats {
 struct queue *queue_new(struct event_base *base, const struct config *config,
     struct spool_store *store, struct dns_resolver *resolver);
 
+/* With dont_deliver (the daemon's -N), every attempt marks its message
+ * with the spool's -N flag and pretends to deliver it: each recipient is
+ * logged with "*>" and marked delivered without a connection. */
+void queue_set_dont_deliver(struct queue *queue, bool dont_deliver);
+
 /* Frees the queue; running attempts must have ended (queue_shutdown).
  * Accepts NULL. */
 void queue_free(struct queue *queue);
@@ -55,6 +63,26 @@ void queue_free(struct queue *queue);
 /* Adds a message that is on the spool (a new arrival, or one found at
  * start-up) and tries it at once. Adding one twice has no effect. */
 void queue_add(struct queue *queue, const char *id);
+/* The same, for a message whose -H file the caller has read (header is
+ * borrowed): its class and domains count in the summary at once. */
+void queue_add_header(struct queue *queue, const char *id,
+    const struct spool_header *header);
+
+/* Takes the classes, sources, pools and shaping of the policy now
+ * current (after a reload). */
+void queue_policy_reloaded(struct queue *queue);
+
+/* The queue's classes and egress paths. */
+struct scheduler *queue_scheduler(struct queue *queue);
+
+/*
+ * Writes the summary that `sluice -bpq` prints to out: totals, then
+ * per class, destination domain, site and path, of the (message,
+ * domain) pairs scheduled (waiting for their next attempt), ready
+ * (routed and waiting on their path), in flight, and suspended (ready
+ * on a suspended path).
+ */
+void queue_summary(struct queue *queue, struct evbuffer *out);
 
 typedef void (*queue_done_fn)(void *arg);
 
@@ -83,9 +111,8 @@ typedef void (*queue_attempt_fn)(void *arg, const char *id, bool attempted);
  * Attempts the message now, whatever its next attempt time (Exim's -M,
  * -qf), adding it to the queue if needed. When an attempt is running
  * already, no second one starts and done waits for that one. done runs
- * on the loop thread, possibly before this returns.
- * NOTE: retry times are not kept per host or address yet, so there is
- * nothing else a forced attempt overrides.
+ * on the loop thread, possibly before this returns. The attempt also
+ * tries hosts that are before their host-level retry time.
  */
 void queue_force(struct queue *queue, const char *id, unsigned flags,
     queue_attempt_fn done, void *arg);

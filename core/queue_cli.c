@@ -532,9 +532,48 @@ queue_cli_run(const struct config *config, struct options *o)
 int
 queue_cli_give_up(const struct config *config, const struct options *o)
 {
-	fprintf(stderr, "sluice: %s is not supported yet: sluice does not "
-	    "generate bounce messages, so a message cannot be given up with "
-	    "a bounce to its sender; -Mrm removes it without one\n",
-	    o->action_option);
-	return 1;
+	struct options give_up = *o;
+
+	/* The same path as -Mrm: the daemon acts, or this process when no
+	 * daemon runs, and the bounce is queued like any message. */
+	give_up.message_kind = MSG_ACTION_GIVE_UP;
+	return queue_cli_message(config, &give_up);
+}
+
+int
+queue_cli_scheduler(const struct config *config, const struct options *o)
+{
+	char command[CONTROL_LINE_MAX];
+	size_t used;
+	int rc;
+
+	used = strlcpy_s(command, o->scheduler_command, sizeof(command));
+	for (int i = 0; i < o->arg_count && used < sizeof(command); i++) {
+		/* The control socket splits its line at spaces and has no
+		 * quoting: a word of the reason is an argument like the
+		 * others, and no argument may hold a space or be empty. */
+		if (o->args[i][0] == '\0' || strpbrk(o->args[i], " \t\r\n") !=
+		    NULL) {
+			if (i < 3 || strpbrk(o->args[i], "\r\n") != NULL) {
+				fprintf(stderr, "sluice: invalid argument \"%s\"\n",
+				    o->args[i]);
+				return 1;
+			}
+		}
+		used += (size_t)snprintf(command + used, sizeof(command) - used,
+		    " %s", o->args[i]);
+	}
+	if (used >= sizeof(command)) {
+		fprintf(stderr, "sluice: arguments too long\n");
+		return 1;
+	}
+	rc = queue_cli_ask_daemon(config, command);
+	if (rc == QUEUE_CLI_NO_DAEMON) {
+		fprintf(stderr, "sluice: %s needs the running daemon, which "
+		    "holds the scheduler's state; none answers at %s/%s\n",
+		    o->action_option, config->spool_directory,
+		    CONTROL_SOCKET_NAME);
+		return 1;
+	}
+	return rc;
 }

@@ -28,4 +28,10 @@ int queue_cli_deliver(const struct config *config, const struct options *o);
 int queue_cli_run(const struct config *config, struct options *o);
 int queue_cli_give_up(const struct config *config, const struct options *o);
 
+/* -bpq (the queue by class, domain, site and egress path), -Msuspend
+ * and -Mresume: asked of the running daemon, which alone holds that
+ * state. */
+int queue_cli_scheduler(const struct config *config,
+    const struct options *o);
+
 #endif

@@ -8,6 +8,7 @@
  * another process holds. The hold ends when the action has ended: a
  * removed message leaves the queue, a thawed one is attempted at once.
  */
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "queue_control.h"
 #include "queue_run.h"
 #include "queue_select.h"
+#include "scheduler.h"
 #include "util.h"
 
 static const char *const kind_names[] = {
@@ -32,6 +34,7 @@ static const char *const kind_names[] = {
 	[MSG_ACTION_MARK_ALL_DELIVERED] = "mark-all-delivered",
 	[MSG_ACTION_ADD_RECIPIENTS] = "add-recipients",
 	[MSG_ACTION_EDIT_SENDER] = "edit-sender",
+	[MSG_ACTION_GIVE_UP] = "give-up",
 };
 
 static const struct config *qc_config;
@@ -100,6 +103,8 @@ queue_control_action_done(void *arg, struct msg_action_result *result)
 		release |= QUEUE_RELEASE_ATTEMPT;
 	if (call->held)
 		queue_release(qc_queue, call->id, release);
+	if (result->bounce_id[0] != '\0')
+		queue_add(qc_queue, result->bounce_id);
 	queue_control_add_output(control_request_output(call->req),
 	    result->output);
 	queue_control_exit(call->req, result->status);
@@ -223,6 +228,76 @@ queue_control_run(struct control_request *req, int argc, char **argv)
 	queue_select_free(&sel);
 }
 
+/* queue-summary: what sluice -bpq prints. */
+static int
+queue_control_summary(int argc, char **argv, struct evbuffer *out)
+{
+	(void)argv;
+	if (argc != 1) {
+		evbuffer_add_printf(out, "usage: queue-summary");
+		return -1;
+	}
+	struct evbuffer *text = evbuffer_new();
+	char *flat;
+
+	if (text == NULL)
+		fatalx("out of memory");
+	queue_summary(qc_queue, text);
+	evbuffer_add(text, "", 1);
+	flat = (char *)evbuffer_pullup(text, -1);
+	queue_control_add_output(out, flat);
+	evbuffer_free(text);
+	evbuffer_add_printf(out, QUEUE_CONTROL_EXIT "0\n");
+	return 0;
+}
+
+/* suspend SOURCE SITE SECONDS [REASON...] and resume SOURCE SITE; SITE
+ * "*" stands for every site of the source. */
+static void
+queue_control_suspend(struct control_request *req, int argc, char **argv)
+{
+	const struct permission_caller *caller = control_request_caller(req);
+	bool resume = strcmp(argv[0], "resume") == 0;
+	unsigned long long seconds = 0;
+	char reason[200], who[64], error[256];
+	struct passwd *pw;
+	size_t used = 0;
+
+	if ((resume && argc != 3) || (!resume && argc < 4)) {
+		control_request_finish(req, -1, resume ?
+		    "usage: resume SOURCE SITE" :
+		    "usage: suspend SOURCE SITE SECONDS [REASON]");
+		return;
+	}
+	if (!resume && (parse_uint(argv[3], 30ULL * 86400, &seconds) < 0 ||
+	    seconds == 0)) {
+		control_request_finish(req, -1, "SECONDS must be a whole number "
+		    "from 1 to 2592000 (30 days)");
+		return;
+	}
+	reason[0] = '\0';
+	for (int i = 4; i < argc; i++)
+		used += (size_t)snprintf(reason + used, used < sizeof(reason) ?
+		    sizeof(reason) - used : 0, "%s%s", i > 4 ? " " : "",
+		    argv[i]);
+	if (reason[0] == '\0')
+		strlcpy_s(reason, "operator", sizeof(reason));
+	pw = getpwuid(caller->uid);
+	if (pw != NULL)
+		snprintf(who, sizeof(who), "%s", pw->pw_name);
+	else
+		snprintf(who, sizeof(who), "uid %lu", (unsigned long)caller->uid);
+	if (scheduler_suspend(queue_scheduler(qc_queue), argv[1],
+	    strcmp(argv[2], "*") == 0 ? NULL : argv[2], (uint32_t)seconds,
+	    reason, who, error, sizeof(error)) < 0) {
+		control_request_finish(req, -1, error);
+		return;
+	}
+	evbuffer_add_printf(control_request_output(req),
+	    QUEUE_CONTROL_EXIT "0\n");
+	control_request_finish(req, 0, NULL);
+}
+
 void
 queue_control_init(const struct config *config, struct queue *queue,
     struct spool_store *store)
@@ -246,4 +321,10 @@ queue_control_init(const struct config *config, struct queue *queue,
 	    "thaw|keep-frozen ID", false, queue_control_deliver);
 	control_register_async("run", "run the queue with the given selection",
 	    false, queue_control_run);
+	control_register("queue-summary", "print queued mail by class, "
+	    "domain, site and egress path", queue_control_summary);
+	control_register_async("suspend", "hold an egress path: suspend SOURCE "
+	    "SITE|* SECONDS [REASON]", false, queue_control_suspend);
+	control_register_async("resume", "let an egress path send again: "
+	    "resume SOURCE SITE|*", false, queue_control_suspend);
 }

@@ -284,3 +284,44 @@ retry_db_delete(struct retry_db *handle, const char *key, char **error)
 	}
 	return 0;
 }
+
+int
+retry_db_each(struct retry_db *handle, retry_db_each_fn fn, void *arg,
+    char **error)
+{
+	char key[RETRY_DB_KEY_MAX + 1];
+	struct retry_db_record record;
+	DBC *cursor = NULL;
+	DBT k, data;
+	int rc;
+
+	rc = handle->db->cursor(handle->db, NULL, &cursor, 0);
+	if (rc != 0) {
+		*error = xasprintf("cannot read the retry state: %s",
+		    db_strerror(rc));
+		return -1;
+	}
+	for (;;) {
+		memset(&k, 0, sizeof(k));
+		memset(&data, 0, sizeof(data));
+		rc = cursor->get(cursor, &k, &data, DB_NEXT);
+		if (rc != 0)
+			break;
+		/* Keys of another layout, and records that do not decode,
+		 * are skipped like missing ones. */
+		if (k.size == 0 || k.size > RETRY_DB_KEY_MAX ||
+		    memchr(k.data, '\0', k.size) != NULL ||
+		    retry_db_decode(data.data, data.size, &record) < 0)
+			continue;
+		memcpy(key, k.data, k.size);
+		key[k.size] = '\0';
+		fn(arg, key, &record);
+	}
+	cursor->close(cursor);
+	if (rc != DB_NOTFOUND) {
+		*error = xasprintf("cannot read the retry state: %s",
+		    db_strerror(rc));
+		return -1;
+	}
+	return 0;
+}

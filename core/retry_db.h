@@ -70,6 +70,16 @@ int retry_db_put(struct retry_db *db, const char *key,
  * Returns 0 whether or not it existed, or -1 with *error set. */
 int retry_db_delete(struct retry_db *db, const char *key, char **error);
 
+/*
+ * Calls fn for every record that decodes, in no particular order; key
+ * and record are borrowed for the call, and fn must not change the
+ * database. Returns 0, or -1 with *error set (caller frees).
+ */
+typedef void (*retry_db_each_fn)(void *arg, const char *key,
+    const struct retry_db_record *record);
+int retry_db_each(struct retry_db *db, retry_db_each_fn fn, void *arg,
+    char **error);
+
 /* Encodes and decodes a record; exposed for the tests. retry_db_encode
  * returns the length written to buf (at least RETRY_DB_RECORD_MAX
  * bytes); retry_db_decode returns 0, or -1 when data is not a valid

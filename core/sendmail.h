@@ -65,7 +65,8 @@ void sendmail_addresses_free(struct sendmail_addresses *list);
 struct sendmail_envelope {
 	const char *sender;		/* -f or MAIL FROM, or NULL */
 	const char *full_name;		/* -F, or NULL */
-	const char *protocol;		/* "local-smtp", "local-esmtp" or NULL */
+	const char *protocol;		/* "local-smtp", "local-esmtp",
+					 * "local-bsmtp" or NULL */
 	bool remove_bcc;		/* -t */
 	bool no_delivery;		/* -N */
 	const struct sendmail_addresses *recipients;
@@ -82,8 +83,8 @@ int sendmail_submit(const struct config *config,
     const struct sendmail_envelope *env, const char *msg, size_t len,
     char *reply, size_t size);
 
-/* Runs -bs: an SMTP session on stdin and stdout. Returns the exit
- * status. */
+/* Runs -bs (an SMTP session on stdin and stdout) or -bS (batched SMTP
+ * on stdin). Returns the exit status. */
 int sendmail_smtp_run(const struct config *config, const struct options *o);
 
 /* Runs the command for options (action OPTIONS_ACTION_SUBMIT); returns

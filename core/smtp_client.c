@@ -451,6 +451,7 @@ smtp_client_message_setup(struct smtp_client *client,
 	const struct sockaddr_storage *peer = &client->peer;
 
 	client->header = message->header;
+	client->message_max_rcpt = message->max_rcpt;
 	client->data_fd = message->data_fd;
 	client->data_start = start;
 	client->data_offset = start;
@@ -490,6 +491,7 @@ smtp_client_message_setup(struct smtp_client *client,
 	client->todo_count = result->rcpt_count;
 	client->decided = xcalloc(result->rcpt_count, sizeof(bool));
 	result->reused = client->messages > 0;
+	result->dsn = client->ehlo.dsn;		/* a reused connection's */
 	client->messages++;
 	client->answered_any = false;
 	client->tls_refused = false;

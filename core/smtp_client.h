@@ -174,6 +174,8 @@ struct smtp_result {
 	char source_ip[INET6_ADDRSTRLEN];	/* "" when not bound */
 	bool esmtp;		/* the server accepted EHLO */
 	bool pipelining;	/* commands were pipelined */
+	bool dsn;		/* the server offered DSN (RFC 3461), so the
+				 * NOTIFY and RET parameters went on */
 	bool tls;		/* the message went over TLS */
 	/* X= as Exim logs it with OpenSSL: protocol, cipher and bits;
 	 * "" without TLS. */
@@ -222,6 +224,9 @@ struct smtp_client_message {
 	/* Per recipient, its spool record for NOTIFY= and ORCPT=, or NULL
 	 * for none; the array itself may be NULL. */
 	const struct spool_recipient *const *dsn;
+	/* Recipients per transaction for this message when lower than the
+	 * client's max_rcpt (an egress path's limit); 0 for none. */
+	unsigned max_rcpt;
 };
 
 /* Timeouts in microseconds of the sluice clock, and limits. */

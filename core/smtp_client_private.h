@@ -119,6 +119,7 @@ struct smtp_client {
 	const struct spool_header *header;
 	char *sender;
 	const struct spool_recipient **dsn;	/* per recipient, or NULL */
+	unsigned message_max_rcpt;	/* the message's own limit, or 0 */
 	int data_fd;
 	off_t data_start;	/* first byte of the body in the -D file */
 	off_t data_offset;	/* next byte of the -D file to read */

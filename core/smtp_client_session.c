@@ -355,6 +355,7 @@ smtp_client_handle_ehlo(struct smtp_client *client)
 		client->result->esmtp = true;
 		smtp_ehlo_parse(&client->reply, &client->ehlo);
 		client->result->pipelining = client->ehlo.pipelining;
+		client->result->dsn = client->ehlo.dsn;
 		smtp_client_after_hello(client);
 		return;
 	}

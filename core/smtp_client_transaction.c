@@ -216,6 +216,8 @@ smtp_client_batch_size(const struct smtp_client *client)
 
 	if (client->options.max_rcpt > 0 && client->options.max_rcpt < max)
 		max = client->options.max_rcpt;
+	if (client->message_max_rcpt > 0 && client->message_max_rcpt < max)
+		max = client->message_max_rcpt;
 	if (client->ehlo.rcpt_max > 0 && client->ehlo.rcpt_max < max)
 		max = client->ehlo.rcpt_max;
 	return max;

@@ -40,6 +40,8 @@ struct pool_conn {
 	char *host_name;
 	char ip[INET6_ADDRSTRLEN];
 	int port;
+	unsigned max_messages;		/* of its path; 0 for the option's */
+	char *group;			/* its path's group, or NULL */
 	struct smtp_pool_request *request;	/* NULL while idle */
 	struct clock_timer *idle_timer;
 	bool quitting;			/* QUIT sent; on pool->quitting */
@@ -53,6 +55,9 @@ struct smtp_pool_request {
 	char *host_name, *helo_name;
 	char ip[INET6_ADDRSTRLEN];
 	char source_ip[INET6_ADDRSTRLEN];	/* "" when not bound */
+	unsigned max_messages;		/* per connection; 0: the option */
+	char *group;			/* see smtp_pool_path; or NULL */
+	unsigned group_max;
 	struct smtp_client_message message;	/* borrowed contents */
 	smtp_client_cb cb;
 	void *arg;
@@ -115,6 +120,7 @@ pool_conn_free(struct pool_conn *conn)
 	clock_timer_free(conn->idle_timer);
 	free(conn->helo_name);
 	free(conn->host_name);
+	free(conn->group);
 	free(conn);
 }
 
@@ -163,6 +169,8 @@ pool_conn_release(struct pool_conn *conn)
 	struct smtp_pool *pool = conn->pool;
 	unsigned max = (unsigned)pool->config->connection_max_messages;
 
+	if (conn->max_messages > 0 && (max == 0 || conn->max_messages < max))
+		max = conn->max_messages;
 	conn->request = NULL;
 	pool->idle++;
 	if (pool->stopping || pool->config->connection_idle_timeout == 0 ||
@@ -186,6 +194,42 @@ pool_conn_matches(const struct pool_conn *conn,
 	    strcmp(conn->source_ip, request->source_ip) == 0 &&
 	    strcmp(conn->helo_name, request->helo_name) == 0 &&
 	    strcasecmp(conn->host_name, request->host_name) == 0;
+}
+
+/* Connections of group, closing ones included: until its client is
+ * gone, the server still sees a session. */
+static size_t
+pool_group_conns(const struct smtp_pool *pool, const char *group)
+{
+	size_t n = 0;
+
+	for (int list = 0; list < 2; list++)
+		for (const struct pool_conn *c = list == 0 ? pool->conns :
+		    pool->quitting; c != NULL; c = c->next)
+			if (c->group != NULL && strcmp(c->group, group) == 0)
+				n++;
+	return n;
+}
+
+/* True when the request's group has no room for another connection. */
+static bool
+pool_group_full(const struct smtp_pool *pool,
+    const struct smtp_pool_request *request)
+{
+	return request->group != NULL && request->group_max > 0 &&
+	    pool_group_conns(pool, request->group) >= request->group_max;
+}
+
+/* An idle connection of the request's group, to another host. */
+static struct pool_conn *
+pool_group_idle(const struct smtp_pool *pool,
+    const struct smtp_pool_request *request)
+{
+	for (struct pool_conn *c = pool->conns; c != NULL; c = c->next)
+		if (c->request == NULL && c->group != NULL &&
+		    strcmp(c->group, request->group) == 0)
+			return c;
+	return NULL;
 }
 
 static size_t
@@ -281,6 +325,8 @@ pool_run_new(struct smtp_pool_request *request)
 	conn->host_name = xstrdup(request->host_name);
 	strlcpy_s(conn->ip, request->ip, sizeof(conn->ip));
 	conn->port = request->target.port;
+	conn->max_messages = request->max_messages;
+	conn->group = request->group != NULL ? xstrdup(request->group) : NULL;
 	conn->request = request;
 	conn->idle_timer = clock_timer_new(pool->base, pool_idle_timeout_cb,
 	    conn);
@@ -316,6 +362,13 @@ pool_try_start(struct smtp_pool_request *request, bool fresh)
 	if (!fresh && (idle = pool_find_idle(pool, request, true, NULL)) != NULL) {
 		pool_run_on(request, idle);
 		return true;
+	}
+	if (pool_group_full(pool, request)) {
+		/* An idle one of the group to another host makes room once
+		 * its client is gone, which serves the line again. */
+		if ((idle = pool_group_idle(pool, request)) != NULL)
+			pool_conn_quit(idle);
+		return false;
 	}
 	if (!pool_caps_allow(pool, request->ip)) {
 		int per_host = pool->config->outbound_connections_max_per_host;
@@ -434,6 +487,7 @@ pool_client_cb(void *arg, struct smtp_result *result)
 	request->cb(request->arg, result);
 	free(request->host_name);
 	free(request->helo_name);
+	free(request->group);
 	free(request);
 	pool_schedule_serve(pool);
 }
@@ -476,6 +530,11 @@ pool_request_path(struct smtp_pool *pool, struct smtp_pool_request *request,
 	request->host_name = xstrdup(path->host_name != NULL ? path->host_name :
 	    path->ip);
 	strlcpy_s(request->ip, path->ip, sizeof(request->ip));
+	request->max_messages = path->max_messages;
+	if (path->group != NULL && path->group_max > 0) {
+		request->group = xstrdup(path->group);
+		request->group_max = path->group_max;
+	}
 
 	request->target.host_name = request->host_name;
 	request->target.ip = request->ip;
@@ -527,6 +586,7 @@ smtp_pool_deliver(struct smtp_pool *pool, const struct smtp_pool_path *path,
 	    smtp_client_check(&request->target, message, error) != 0) {
 		free(request->host_name);
 		free(request->helo_name);
+		free(request->group);
 		free(request);
 		return NULL;
 	}
@@ -551,6 +611,7 @@ smtp_pool_cancel(struct smtp_pool_request *request)
 	}
 	free(request->host_name);
 	free(request->helo_name);
+	free(request->group);
 	free(request);
 	pool_schedule_serve(pool);
 }
@@ -647,6 +708,7 @@ smtp_pool_free(struct smtp_pool *pool)
 		pool_unlink_waiting(request);
 		free(request->host_name);
 		free(request->helo_name);
+		free(request->group);
 		free(request);
 	}
 	while (pool->conns != NULL) {
@@ -658,6 +720,7 @@ smtp_pool_free(struct smtp_pool *pool)
 		if (request != NULL) {
 			free(request->host_name);
 			free(request->helo_name);
+			free(request->group);
 			free(request);
 		}
 	}

@@ -59,6 +59,15 @@ struct smtp_pool_path {
 	const char *source_ip;	/* NULL: the pool chooses */
 	const char *helo_name;	/* with source_ip; NULL: its configured
 				 * name, else primary_hostname */
+	/* Messages per connection on this path, when lower than
+	 * connection_max_messages; 0 for no own limit. */
+	unsigned max_messages;
+	/* Connections that may be open at once, idle and closing ones
+	 * included, for every path of the same group (an egress path of
+	 * the scheduler: one source towards one site, whatever its hosts
+	 * and addresses); group NULL or group_max 0 for no such cap. */
+	const char *group;
+	unsigned group_max;
 };
 
 struct smtp_pool_stats {

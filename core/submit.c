@@ -44,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 #include <dirent.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
@@ -60,6 +61,7 @@
 #include "clock.h"
 #include "control.h"
 #include "log.h"
+#include "match.h"
 #include "msgid.h"
 #include "permission.h"
 #include "receive.h"
@@ -110,12 +112,24 @@ struct submit_client {
 	struct submit_client *prev, *next;
 };
 
+/* Bound on the items of trusted_users and of trusted_groups. */
+#define SUBMIT_TRUSTED_MAX	64
+
+/* trusted_users and trusted_groups, resolved at start-up. */
+struct submit_trusted {
+	uid_t uids[SUBMIT_TRUSTED_MAX];
+	size_t uid_count;
+	gid_t gids[SUBMIT_TRUSTED_MAX];
+	size_t gid_count;
+};
+
 static struct {
 	const struct config *config;
 	struct spool_store *store;
 	struct evconnlistener *listener;
 	char *path;
 	struct permission_admins admins;
+	struct submit_trusted trusted;
 	submit_arrival_fn arrival;
 	void *arrival_arg;
 	struct submit_client *clients;
@@ -288,9 +302,11 @@ submit_parse_item(char *line, struct submit_request *r, const char **reason)
 		r->name = xstrdup(value);
 	} else if (strcmp(line, "protocol") == 0 && value != NULL &&
 	    (strcmp(value, "local-smtp") == 0 ||
-	    strcmp(value, "local-esmtp") == 0)) {
-		/* SMTP on stdin (-bs), as Exim names it. */
-		r->protocol = value[6] == 'e' ? "local-esmtp" : "local-smtp";
+	    strcmp(value, "local-esmtp") == 0 ||
+	    strcmp(value, "local-bsmtp") == 0)) {
+		/* SMTP on stdin (-bs, -bS), as Exim names it. */
+		r->protocol = value[6] == 'e' ? "local-esmtp" :
+		    value[6] == 'b' ? "local-bsmtp" : "local-smtp";
 	} else if (strcmp(line, "recipient") == 0 && value != NULL) {
 		if (r->recipient_count >= SUBMIT_RECIPIENTS_MAX) {
 			*reason = "too many recipients";
@@ -340,12 +356,143 @@ submit_parse_request(char *in, size_t len, struct submit_request *r,
 	}
 }
 
+/*
+ * Resolves the names or numbers of list (trusted_users when users, else
+ * trusted_groups) into ids. Returns 0, or -1 with *error set (caller
+ * frees) for a name that does not exist or too many items.
+ */
+static int
+submit_trusted_load(const char *option, const char *list, bool users,
+    struct submit_trusted *t, char **error)
+{
+	struct config_list_iter iter;
+	char item[256];
+	char *name;
+
+	config_list_init(&iter, list);
+	while ((name = config_list_next(&iter, item, sizeof(item))) != NULL) {
+		unsigned long long number;
+		size_t *count = users ? &t->uid_count : &t->gid_count;
+		long id;
+
+		if (*count >= SUBMIT_TRUSTED_MAX) {
+			*error = xasprintf("%s: more than %d items", option,
+			    SUBMIT_TRUSTED_MAX);
+			return -1;
+		}
+		if (parse_uint(name, 0x7fffffffULL, &number) == 0) {
+			id = (long)number;
+		} else if (users) {
+			struct passwd *pw = getpwnam(name);
+
+			if (pw == NULL) {
+				*error = xasprintf("%s: user \"%s\" was not found",
+				    option, name);
+				return -1;
+			}
+			id = (long)pw->pw_uid;
+		} else {
+			struct group *gr = getgrnam(name);
+
+			if (gr == NULL) {
+				*error = xasprintf("%s: group \"%s\" was not "
+				    "found", option, name);
+				return -1;
+			}
+			id = (long)gr->gr_gid;
+		}
+		if (users)
+			t->uids[(*count)++] = (uid_t)id;
+		else
+			t->gids[(*count)++] = (gid_t)id;
+	}
+	if (iter.error) {
+		*error = xasprintf("%s: an item is longer than %zu bytes",
+		    option, sizeof(item) - 1);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A trusted caller may set the envelope sender and mark a message -N:
+ * root, the Exim user, a user in trusted_users, or a member (by primary
+ * or supplementary group) of a group in trusted_groups, as in Exim.
+ */
 static bool
 submit_is_trusted(const struct permission_caller *caller)
 {
-	/* NOTE: trusted_users and trusted_groups are not read yet, so only
-	 * root and the Exim user may set the envelope sender. */
-	return caller->uid == 0 || caller->uid == submit.admins.exim_uid;
+	const struct submit_trusted *t = &submit.trusted;
+
+	if (caller->uid == 0 || caller->uid == submit.admins.exim_uid)
+		return true;
+	for (size_t i = 0; i < t->uid_count; i++)
+		if (caller->uid == t->uids[i])
+			return true;
+	for (size_t i = 0; i < t->gid_count; i++) {
+		if (caller->gid == t->gids[i])
+			return true;
+		for (size_t j = 0; j < caller->group_count; j++)
+			if (caller->groups[j] == t->gids[i])
+				return true;
+	}
+	return false;
+}
+
+/*
+ * Matches address against untrusted_set_sender, an Exim address list:
+ * "*", "local@domain" (the local part "*", "*suffix" or compared as it
+ * is; the domain as a domain list item) or a domain list item alone,
+ * matched against the domain; "!" negates. Returns 1, 0, or -1 for an
+ * item this cannot match (logged), which counts as no.
+ */
+static int
+submit_set_sender_allowed(const char *address)
+{
+	const struct config *config = submit.config;
+	const char *at = strrchr(address, '@');
+	const char *domain = at != NULL ? at + 1 : "";
+	size_t local_len = at != NULL ? (size_t)(at - address) : strlen(address);
+	struct config_list_iter iter;
+	char item[MATCH_ITEM_MAX];
+	char *pattern;
+
+	config_list_init(&iter, config->untrusted_set_sender);
+	while ((pattern = config_list_next(&iter, item, sizeof(item))) !=
+	    NULL) {
+		bool negated = pattern[0] == '!';
+		char *pat_at, *error = NULL;
+		int rc = 1;
+
+		if (negated)
+			pattern++;
+		pat_at = strrchr(pattern, '@');
+		if (strcmp(pattern, "*") != 0 && pat_at != NULL) {
+			size_t pat_local_len = (size_t)(pat_at - pattern);
+
+			*pat_at = '\0';
+			if (pattern[0] == '*')
+				rc = local_len >= pat_local_len - 1 &&
+				    memcmp(address + local_len -
+				    (pat_local_len - 1), pattern + 1,
+				    pat_local_len - 1) == 0;
+			else
+				rc = local_len == pat_local_len &&
+				    memcmp(address, pattern, local_len) == 0;
+			pattern = pat_at + 1;
+		}
+		if (rc == 1 && strcmp(pattern, "*") != 0)
+			rc = match_domainlist(config, "untrusted_set_sender",
+			    pattern, domain, &error);
+		if (rc < 0) {
+			log_write(LOG_MAIN | LOG_PANIC, NULL, "%s", error);
+			free(error);
+			return -1;
+		}
+		if (rc == 1)
+			return negated ? 0 : 1;
+	}
+	return 0;
 }
 
 /* Length of the field name at the start of a header line, or 0 when
@@ -443,17 +590,18 @@ submit_split_content(const char *content, size_t len, size_t header_max,
 	return 0;
 }
 
-/* Appends "From: name <address>" to the header section, quoting the
- * name when it holds characters that RFC 5322 allows only in quotes. */
-static void
-submit_add_from(struct submit_content *content, const char *name,
+/* Formats "Field: name <address>\n", or "Field: address\n" without a
+ * name, quoting the name when it holds characters that RFC 5322 allows
+ * only in quotes. Caller frees. */
+static char *
+submit_address_field(const char *field_name, const char *name,
     const char *address)
 {
 	char *field, *quoted;
-	size_t n = 0, len;
+	size_t n = 0;
 
 	if (name == NULL || name[0] == '\0') {
-		field = xasprintf("From: %s\n", address);
+		field = xasprintf("%s: %s\n", field_name, address);
 	} else {
 		quoted = xmalloc(strlen(name) * 2 + 3);
 		bool special = strpbrk(name, "()<>[]:;@\\,.\"") != NULL;
@@ -468,15 +616,139 @@ submit_add_from(struct submit_content *content, const char *name,
 		if (special)
 			quoted[n++] = '"';
 		quoted[n] = '\0';
-		field = xasprintf("From: %s <%s>\n", quoted, address);
+		field = xasprintf("%s: %s <%s>\n", field_name, quoted,
+		    address);
 		free(quoted);
 	}
-	len = strlen(field);
+	return field;
+}
+
+/* Appends field (a whole line) to the header section. */
+static void
+submit_add_field(struct submit_content *content, const char *field)
+{
+	size_t len = strlen(field);
+
 	content->headers = xrealloc(content->headers,
 	    content->headers_len + len + 1);
 	memcpy(content->headers + content->headers_len, field, len + 1);
 	content->headers_len += len;
-	free(field);
+}
+
+/*
+ * Finds the address of the From: field in the header section: the part
+ * in angle brackets, or else the whole value without comments and
+ * white space, into buf. Returns 1, 0 when there is no From: field, or
+ * -1 when it names several addresses or does not fit buf.
+ */
+static int
+submit_from_address(const char *headers, char *buf, size_t size)
+{
+	const char *p = headers;
+	size_t n = 0;
+	int depth = 0;
+	bool quoted = false, angle = false, found = false;
+
+	while (*p != '\0' && strncasecmp(p, "From:", 5) != 0) {
+		p = strchr(p, '\n');
+		if (p == NULL)
+			return 0;
+		p++;
+	}
+	if (*p == '\0')
+		return 0;
+	for (p += 5; *p != '\0'; p++) {
+		/* The field ends at a newline not followed by a
+		 * continuation. */
+		if (*p == '\n' && p[1] != ' ' && p[1] != '\t')
+			break;
+		if (quoted) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '"')
+				quoted = false;
+			if (!angle)
+				continue;
+		} else if (*p == '"' && !angle) {
+			quoted = true;
+			n = 0;		/* a display name, not the address */
+			continue;
+		} else if (*p == '(' && !angle) {
+			depth++;
+			continue;
+		} else if (*p == ')' && depth > 0) {
+			depth--;
+			continue;
+		}
+		if (depth > 0)
+			continue;
+		if (*p == '<' && !angle) {
+			angle = true;
+			n = 0;
+			continue;
+		}
+		if (*p == '>' && angle) {
+			angle = false;
+			found = true;
+			continue;
+		}
+		if (*p == ',' && !angle)
+			return -1;
+		if (found || isspace((unsigned char)*p))
+			continue;
+		if (n + 1 >= size)
+			return -1;
+		buf[n++] = *p;
+	}
+	buf[n] = '\0';
+	return n > 0 ? 1 : -1;
+}
+
+/*
+ * Whether an untrusted caller's message needs a Sender: field, as Exim
+ * adds one: when its From: does not name exactly the caller's own
+ * address (login@qualify_domain), unless it names the envelope sender
+ * that untrusted_set_sender allowed.
+ */
+static bool
+submit_needs_sender_field(const struct submit_client *c,
+    const struct submit_content *content, const char *own)
+{
+	char from[512];
+
+	if (submit_from_address(content->headers, from, sizeof(from)) != 1)
+		return true;
+	/* A bare local part is qualified as Exim qualifies it. */
+	if (strchr(from, '@') == NULL && strlen(from) + 1 +
+	    strlen(submit.config->qualify_domain) < sizeof(from)) {
+		strcat(from, "@");
+		strcat(from, submit.config->qualify_domain);
+	}
+	if (strcasecmp(from, own) == 0)
+		return false;
+	/* From: names the sender untrusted_set_sender allowed. */
+	return strcmp(c->sender, own) == 0 || strcasecmp(from, c->sender) != 0;
+}
+
+/* Marks deleted every Sender: field but the first that reads keep, as
+ * Exim drops an untrusted caller's own Sender: fields. */
+static void
+submit_keep_one_sender(struct spool_header *h, const char *keep)
+{
+	bool keep_found = false;
+
+	for (size_t i = 0; i < h->fields_count; i++) {
+		struct spool_header_field *f = &h->fields[i];
+
+		if (f->flag == SPOOL_FIELD_DELETED || f->len < 7 ||
+		    strncasecmp(f->text, "Sender:", 7) != 0)
+			continue;
+		if (!keep_found && keep != NULL && f->len == strlen(keep) &&
+		    memcmp(f->text, keep, f->len) == 0)
+			keep_found = true;
+		else
+			f->flag = SPOOL_FIELD_DELETED;
+	}
 }
 
 /* The caller's name for From: when -F is not given: the first part of
@@ -550,10 +822,18 @@ submit_sender(const struct submit_client *c, const struct submit_request *r)
 
 	if (s != NULL && (strcmp(s, "") == 0 || strcmp(s, "<>") == 0))
 		return xstrdup("");
-	if (s != NULL && submit_is_trusted(&c->caller) &&
-	    submit_check_address(s) == NULL)
-		return strchr(s, '@') != NULL ? xstrdup(s) :
+	if (s != NULL && submit_check_address(s) == NULL) {
+		char *q = strchr(s, '@') != NULL ? xstrdup(s) :
 		    xasprintf("%s@%s", s, submit.config->qualify_domain);
+
+		/* An untrusted caller's -f counts only where
+		 * untrusted_set_sender allows it; otherwise it is ignored,
+		 * as Exim ignores it. */
+		if (submit_is_trusted(&c->caller) ||
+		    submit_set_sender_allowed(q) == 1)
+			return q;
+		free(q);
+	}
 	return xasprintf("%s@%s", c->login, submit.config->qualify_domain);
 }
 
@@ -585,7 +865,8 @@ submit_store(struct submit_client *c, struct submit_request *r,
 	struct receive_message *m = &c->message;
 	struct submit_content content;
 	struct spool_data *data = NULL;
-	char *name = NULL, *from = NULL, *header = NULL;
+	char *name = NULL, *from = NULL, *header = NULL, *field = NULL;
+	bool trusted = submit_is_trusted(&c->caller);
 	size_t header_len;
 	size_t header_max = config->header_maxsize > 0 ?
 	    (size_t)config->header_maxsize : SPOOL_HEADER_FIELDS_BYTES_MAX;
@@ -597,17 +878,22 @@ submit_store(struct submit_client *c, struct submit_request *r,
 		goto out;
 	if ((*reason = submit_check_recipients(r)) != NULL)
 		goto out;
-	if (r->no_delivery) {
-		/* The queue does not honour the -N flag yet. */
-		*reason = "-N (no delivery) is not supported yet";
+	if (r->no_delivery && !trusted) {
+		*reason = "-N (no delivery) is allowed only for trusted callers";
 		goto out;
 	}
 	c->sender = submit_sender(c, r);
+	name = r->name != NULL ? xstrdup(r->name) :
+	    submit_gecos_name(c->caller.uid);
+	from = xasprintf("%s@%s", c->login, config->qualify_domain);
 	if (!content.has_from) {
-		name = r->name != NULL ? xstrdup(r->name) :
-		    submit_gecos_name(c->caller.uid);
-		from = xasprintf("%s@%s", c->login, config->qualify_domain);
-		submit_add_from(&content, name, from);
+		field = submit_address_field("From", name, from);
+		submit_add_field(&content, field);
+		free(field);
+		field = NULL;
+	} else if (!trusted && submit_needs_sender_field(c, &content, from)) {
+		field = submit_address_field("Sender", name, from);
+		submit_add_field(&content, field);
 	}
 
 	/* Step 1: the -H contents. */
@@ -635,6 +921,12 @@ submit_store(struct submit_client *c, struct submit_request *r,
 	m->headers_len = 0;
 	if (r->remove_bcc)
 		submit_remove_bcc(&c->header);
+	if (!trusted)
+		submit_keep_one_sender(&c->header, field);
+	c->header.dont_deliver = r->no_delivery;
+	/* An untrusted caller's own address is no set sender. */
+	c->header.sender_set_untrusted = !trusted && c->sender[0] != '\0' &&
+	    strcmp(c->sender, from) != 0;
 	if ((header = spool_header_format(&c->header, &header_len)) == NULL) {
 		*reason = "the message does not fit the spool's header file";
 		goto out;
@@ -659,6 +951,7 @@ out:
 	free(content.headers);
 	free(name);
 	free(from);
+	free(field);
 	return rc;
 }
 
@@ -930,6 +1223,12 @@ submit_open(struct event_base *base, const struct config *config,
 	int fd, rc;
 
 	if (permission_admins_load(config, &submit.admins, error) < 0)
+		return -1;
+	memset(&submit.trusted, 0, sizeof(submit.trusted));
+	if (submit_trusted_load("trusted_users", config->trusted_users, true,
+	    &submit.trusted, error) < 0 ||
+	    submit_trusted_load("trusted_groups", config->trusted_groups, false,
+	    &submit.trusted, error) < 0)
 		return -1;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;

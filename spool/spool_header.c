@@ -254,6 +254,25 @@ spool_header_mark_delivered(struct spool_header *h, const char *address)
 }
 
 void
+spool_header_unmark_delivered(struct spool_header *h, const char *address)
+{
+	size_t sorted = sorted_prefix(h);
+
+	for (size_t i = 0; i < h->nonrecipients_count; i++) {
+		if (strcmp(h->nonrecipients[i], address) != 0)
+			continue;
+		/* Shifting the rest keeps the sorted prefix sorted. */
+		free(h->nonrecipients[i]);
+		memmove(&h->nonrecipients[i], &h->nonrecipients[i + 1],
+		    (h->nonrecipients_count - i - 1) *
+		    sizeof(*h->nonrecipients));
+		h->nonrecipients_count--;
+		h->nonrecipients_sorted = i < sorted ? sorted - 1 : sorted;
+		return;
+	}
+}
+
+void
 spool_header_free(struct spool_header *h)
 {
 	free(h->login);

@@ -254,6 +254,11 @@ bool spool_header_is_delivered(const struct spool_header *h,
  * The recipient list is unchanged, as in Exim. */
 void spool_header_mark_delivered(struct spool_header *h, const char *address);
 
+/* Removes the key address from the delivered addresses, if present, so
+ * the recipient is tried again (a failed bounce that is frozen). */
+void spool_header_unmark_delivered(struct spool_header *h,
+    const char *address);
+
 /* Bytes of the live header fields (flag not '*'), as Exim counts them in
  * the message size. */
 size_t spool_header_size(const struct spool_header *h);

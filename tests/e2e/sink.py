@@ -17,7 +17,11 @@ message is complete once its .json file exists.
 Rules make it misbehave on purpose: reply with a code (451, 550, 421, ...)
 at a phase, drop the connection, or never reply, for the first N times the
 phase is reached (optionally only when the command's argument contains a
-string, such as one recipient's address).
+string, such as one recipient's address). A "hold" rule keeps the session
+waiting at its phase until the test calls release(), then carries on as
+usual, so a test can keep connections open while it looks at the sender.
+The sink counts the sessions open at once per peer address, for tests of
+connection limits per egress address.
 
 Phases: connect (the greeting), ehlo, helo, mail, rcpt, data (the DATA
 command), body (after the first line of message data: only "close"
@@ -57,7 +61,7 @@ import time
 
 PHASES = ("connect", "ehlo", "helo", "mail", "rcpt", "data", "body", "dot",
           "quit", "starttls")
-ACTIONS = ("reply", "close", "stall", "garbage")
+ACTIONS = ("reply", "close", "stall", "garbage", "hold")
 
 # Bounds on what a client may send.
 COMMAND_LINE_MAX = 4096          # bytes of one command line
@@ -83,6 +87,9 @@ class Rule:
             raise ValueError(f"unknown phase {phase!r}; use one of {PHASES}")
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; use one of {ACTIONS}")
+        if action == "hold" and phase == "body":
+            raise ValueError("a hold rule applies at a command, the "
+                             "greeting or the final dot, not at body")
         if action == "reply" and (code is None or not 200 <= code <= 599):
             raise ValueError(f"a reply rule needs a code from 200 to 599, "
                              f"got {code!r}")
@@ -133,6 +140,11 @@ class Sink:
     idle_421_after: seconds a connection may stay idle after a message
         before the sink sends an unsolicited 421 and closes it; None for
         never. idle_closes counts those.
+
+    Counters a test may read: connections (sessions so far), active and
+    max_active (open now, most at once), active_by_peer and
+    max_active_by_peer (the same per client address), held (sessions
+    waiting on a hold rule now) and max_held.
     """
 
     def __init__(self, directory, host="127.0.0.1", port=0,
@@ -157,6 +169,11 @@ class Sink:
         self.idle_closes = 0
         self.active = 0             # connections open now
         self.max_active = 0         # most open at once
+        self.active_by_peer = {}    # client address -> open now
+        self.max_active_by_peer = {}    # client address -> maximum open
+        self.held = 0               # sessions waiting on a hold rule
+        self.max_held = 0
+        self._released = threading.Event()
         self.rules = []
         self.sessions = []          # per connection: list of command lines
         self.connection_info = []   # per connection: peer, tls, sni
@@ -180,6 +197,25 @@ class Sink:
     def clear_rules(self):
         with self._lock:
             self.rules.clear()
+
+    def release(self):
+        """Let every session waiting on a hold rule go on, and let later
+        ones pass their hold rules without waiting, until hold()."""
+        self._released.set()
+
+    def hold(self):
+        """Make hold rules wait again (the state before release())."""
+        self._released.clear()
+
+    def wait_for_held(self, count, timeout=30.0):
+        """Wait until at least count sessions wait on a hold rule.
+        The timeout only bounds a failing test."""
+        deadline = time.monotonic() + timeout
+        while self.held < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {count} held "
+                                     f"sessions, have {self.held}")
+            time.sleep(0.05)
 
     def start(self):
         ready = threading.Event()
@@ -264,6 +300,18 @@ class Sink:
                     rule.used += 1
                     return rule
         return None
+
+    async def _wait_release(self):
+        """Wait, on the sink's loop, until the test calls release()."""
+        with self._lock:
+            self.held += 1
+            self.max_held = max(self.max_held, self.held)
+        try:
+            while not self._released.is_set():
+                await asyncio.sleep(0.02)
+        finally:
+            with self._lock:
+                self.held -= 1
 
     async def _act(self, rule, reader, writer):
         """Carry out a rule; return False when the session must end."""
@@ -367,6 +415,10 @@ class Sink:
             self.connections += 1
             self.active += 1
             self.max_active = max(self.max_active, self.active)
+            peer_active = self.active_by_peer.get(peer[0], 0) + 1
+            self.active_by_peer[peer[0]] = peer_active
+            self.max_active_by_peer[peer[0]] = max(
+                self.max_active_by_peer.get(peer[0], 0), peer_active)
             self.sessions.append(commands)
             self.connection_info.append(info)
             connection = len(self.sessions) - 1
@@ -375,6 +427,9 @@ class Sink:
         delivered = 0
         try:
             rule = self._rule_for("connect")
+            if rule is not None and rule.action == "hold":
+                await self._wait_release()
+                rule = None
             if rule is not None:
                 if not await self._act(rule, reader, writer):
                     return
@@ -415,6 +470,9 @@ class Sink:
                          "RCPTTO": "rcpt", "DATA": "data",
                          "QUIT": "quit", "STARTTLS": "starttls"}.get(verb)
                 rule = self._rule_for(phase, argument) if phase else None
+                if rule is not None and rule.action == "hold":
+                    await self._wait_release()
+                    rule = None
                 if rule is not None:
                     # The command counts as rejected, whatever the code.
                     if not await self._act(rule, reader, writer):
@@ -472,6 +530,9 @@ class Sink:
                         return
                     raw, data = got
                     rule = self._rule_for("dot")
+                    if rule is not None and rule.action == "hold":
+                        await self._wait_release()
+                        rule = None
                     if rule is not None:
                         envelope = None
                         if not await self._act(rule, reader, writer):
@@ -503,6 +564,7 @@ class Sink:
         finally:
             with self._lock:
                 self.active -= 1
+                self.active_by_peer[peer[0]] -= 1
             writer.close()
 
     def _new_envelope(self, peer, helo, argument):

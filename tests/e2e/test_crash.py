@@ -99,9 +99,13 @@ class CrashTest(DeliveryTestCase):
             self.assertNotIn("Completed", self.lines_of(d, msgid))
 
         # The smarthost comes up on the port that was closed; the restart
-        # queues every message on the spool at once.
+        # queues every message on the spool at once. The refused
+        # connections gave the host a retry time, kept in the hints file,
+        # so the messages go once the clock reaches it (15 minutes).
         sink = self.sink(port=port)
         self.restart(d)
+        self.wait_idle(d)
+        d.control("clock advance 900")
         sink.wait_for_messages(20, timeout=WAIT)
         for msgid in acknowledged:
             self.wait_for_line(d, msgid, "Completed")

@@ -395,15 +395,18 @@ class DeliveryTest(DeliveryTestCase):
         self.assertTrue(delivered[0].startswith("=> good@a.example "))
         self.assertEqual(lines[-1], "Completed")
 
-        got = sink.messages()
-        self.assertEqual(len(got), 1)
+        # The sender gets a bounce (test_bounce.py checks its shape).
+        got = sink.wait_for_messages(2, timeout=WAIT)
+        self.assertEqual(len(got), 2)
         self.assertEqual(got[0]["rcpt_to"], ["good@a.example"])
-        # No bounce is made yet: nothing else arrives or is queued.
+        self.assertEqual(got[1]["mail_from"], "")
+        self.assertEqual(got[1]["rcpt_to"], ["sender@origin.test"])
         self.wait_for_empty_spool(d)
-        self.assertEqual(d.log().count(" <= "), 1)
+        self.assertEqual(d.log().count(" <= "), 2)
         stats = self.stats(d)
         self.assertEqual(stats["queue_recipients_failed"], "1")
-        self.assertEqual(stats["queue_recipients_delivered"], "1")
+        # The other recipient and the bounce.
+        self.assertEqual(stats["queue_recipients_delivered"], "2")
 
     def mx_daemon(self, port):
         return self.relay_daemon(self.dns.settings() +
@@ -420,7 +423,13 @@ class DeliveryTest(DeliveryTestCase):
         self.assertEqual(len(failed), 1, lines)
         self.assertEqual(failed[0], "** who@nosuch.test: Unrouteable address")
         self.assertEqual(lines[-1], "Completed")
-        self.wait_for_empty_spool(d)
+        # Its bounce to sender@origin.test, a domain that does not exist
+        # either, fails too and is frozen, so only the bounce stays.
+        bounce = re.search(r" (" + ID + r") <= <> R=" + msgid, d.log())
+        self.assertIsNotNone(bounce, d.log())
+        self.wait_for_line(d, bounce.group(1),
+                           "Frozen (delivery error message)")
+        self.wait_for_queued(d, bounce.group(1))
 
     def test_closed_mx_port_defers(self):
         port = sluicetest.free_port("127.0.0.7")

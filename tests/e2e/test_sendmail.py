@@ -28,13 +28,19 @@ AS_NOBODY = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
 
 class SendmailCase(sluicetest.DaemonTestCase):
 
+    # Configuration lines a test class adds.
+    extra_settings = ""
+    # Options for the daemon's command line.
+    daemon_args = ()
+
     def setUp(self):
         folder = tempfile.mkdtemp(prefix="sluice-sink-")
         self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
         self.sink = Sink(folder).start()
         self.addCleanup(self.sink.stop)
         self.d = self.daemon(
-            settings=f"smarthost = 127.0.0.1::{self.sink.port}\n").start()
+            settings=f"smarthost = 127.0.0.1::{self.sink.port}\n" +
+            self.extra_settings).start(*self.daemon_args)
         submit = os.path.join(self.d.spool, "sluice-submit")
         sluicetest.wait_for(lambda: os.path.exists(submit), WAIT,
                             "the submission socket")
@@ -100,8 +106,9 @@ class CallerShapesTest(SendmailCase):
                           input=b"Subject: r\n\n.\nafter\n")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(b"..\r\nafter", self.delivered()["raw"])
+        # rsmtp is -bS: an empty batch is no error.
         r = self.sendmail(name="rsmtp")
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, b"", b""))
 
     def test_ignored_sendmail_options(self):
         r = self.sendmail("-oem", "-B8BITMIME", "-oi", "-U", "-odq", "--",
@@ -217,12 +224,39 @@ class UnprivilegedTest(SendmailCase):
         self.assertEqual(self.delivered()["mail_from"], "")
 
     def test_no_delivery_refused(self):
-        # The queue would deliver a message marked -N, so the option is
-        # refused until it does not.
+        # -N is for trusted callers.
         r = self.sendmail("-N", "bob@example.test",
                           input=b"Subject: x\n\nhi\n", user=AS_NOBODY)
-        self.assertEqual((r.returncode, r.stderr), (1, b"sluice: -N (no "
-                         b"delivery) is not supported yet\n"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"-N (no delivery) is allowed only for trusted "
+                      b"callers", r.stderr)
+        self.assertNotIn(" <= ", self.d.log())
+
+    def test_sender_field_added_for_other_from(self):
+        message = (b"From: The Boss <boss@corp.test>\n"
+                   b"Sender: forged@corp.test\n"
+                   b"Subject: x\n\nhi\n")
+        r = self.sendmail("bob@example.test", input=message,
+                          user=AS_NOBODY)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = self.delivered()["data"]
+        self.assertIn(b"\r\nFrom: The Boss <boss@corp.test>\r\n", data)
+        # The caller's own Sender: is dropped and Exim's is added, with
+        # the name from the password file (nobody's is "nobody").
+        self.assertNotIn(b"forged", data)
+        self.assertRegex(data, rb"\r\nSender: ([^\r<]* <)?"
+                         rb"nobody@sluice\.test>?\r\n")
+        self.assertEqual(data.count(b"\nSender:"), 1)
+
+    def test_no_sender_field_for_own_from(self):
+        for from_ in (b"nobody@sluice.test", b"Me <NOBODY@sluice.test>",
+                      b"nobody (me)"):
+            r = self.sendmail("-F", "Me", "bob@example.test",
+                              input=b"From: " + from_ + b"\n\nhi\n",
+                              user=AS_NOBODY)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        for got in self.sink.wait_for_messages(3, timeout=WAIT):
+            self.assertNotIn(b"\nSender:", got["data"])
 
     def test_mutt_smtp_on_stdin(self):
         session = (b"EHLO laptop\r\n"
@@ -350,6 +384,204 @@ class MailxTest(SendmailCase):
         self.assertTrue(got["data"].endswith(b"\r\n\r\nall fine\r\n"))
         self.assertRegex(self.arrival(), r"<= nobody@sluice\.test U=nobody "
                          r"P=local ")
+
+
+class BatchedSmtpTest(SendmailCase):
+    """-bS and rsmtp: no replies. The first error ends the batch and is
+    reported as Exim 4.96 reports it: the texts below are its output for
+    the same input."""
+
+    def test_two_messages_then_error(self):
+        batch = (b"MAIL FROM:<alice@example.test>\n"
+                 b"RCPT TO:<bob@example.test>\n"
+                 b"DATA\n"
+                 b"Subject: one\n\n..dotted\n.\n"
+                 b"HELO ignored.example\n"
+                 b"MAIL FROM:<alice@example.test>\r\n"
+                 b"VRFY bob\r\n"
+                 b"RCPT TO:<carol@example.test>\r\n"
+                 b"DATA\r\n"
+                 b"Subject: two\r\n\r\nhi\r\n.\r\n"
+                 b"MAIL FROM:<alice@example.test>\n"
+                 b"FOO bar\n"
+                 b"RCPT TO:<never@example.test>\n")
+        r = self.sendmail("-bS", input=batch)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stdout, b"500 Command unrecognized\n"
+                         b"Transaction started in line 16\n"
+                         b"Error detected in line 18\n"
+                         b"FOO bar\n")
+        self.assertEqual(r.stderr, (
+            b"An error was detected while processing a file of BSMTP "
+            b"input.\nThe error message was:\n\n  500 Command "
+            b"unrecognized\n\nThe SMTP transaction started in line 16.\n"
+            b"The error was detected in line 18.\nThe SMTP command at "
+            b"fault was:\n\n   FOO bar\n\n2 previous messages were "
+            b"successfully processed.\nThe rest of the batch was "
+            b"abandoned.\n"))
+        got = self.sink.wait_for_messages(2, timeout=WAIT)
+        self.assertEqual(sorted(m["rcpt_to"][0] for m in got),
+                         ["bob@example.test", "carol@example.test"])
+        self.assertTrue(any(b"\r\n.dotted\r\n" in m["data"] for m in got))
+        arrivals = [l for l in self.d.log().splitlines() if " <= " in l]
+        self.assertEqual(len(arrivals), 2)
+        for line in arrivals:
+            self.assertRegex(line, r"<= alice@example\.test U=root "
+                             r"P=local-bsmtp ")
+
+    def test_errors_before_any_message(self):
+        for batch, out in (
+                (b"RCPT TO:<x@example.test>\n",
+                 b"503 No sender yet given\nTransaction started in line 0\n"
+                 b"Error detected in line 1\nRCPT TO:<x@example.test>\n"),
+                (b"NOOP\nVRFY x\nMAIL FROM:<a@example.test>\n"
+                 b"MAIL FROM:<c@example.test>\n",
+                 b"503 Sender already given\nTransaction started in line 2\n"
+                 b"Error detected in line 4\nMAIL FROM:<c@example.test>\n"),
+                (b"MAIL FROM:<a@example.test>\nDATA\nx\n.\n",
+                 b"503 RCPT TO:<recipient> must precede DATA\n"
+                 b"Transaction started in line 0\nError detected in line 2\n"
+                 b"DATA\n"),
+                # No final dot: the message is lost, and said so.
+                (b"MAIL FROM:<a@example.test>\nRCPT TO:<x@example.test>\n"
+                 b"DATA\nSubject: one\n\nhi\n",
+                 b"421 Lost incoming connection\nTransaction started in "
+                 b"line 0\nError detected in line 7\n")):
+            r = self.sendmail(name="rsmtp", input=batch)
+            self.assertEqual((r.returncode, r.stdout), (2, out), batch)
+            self.assertIn(b"0 previous messages were successfully "
+                          b"processed.\n", r.stderr)
+        self.assertNotIn(" <= ", self.d.log())
+
+    def test_quit_ends_batch(self):
+        r = self.sendmail("-bS", input=(
+            b"MAIL FROM:<a@example.test>\nRCPT TO:<bob@example.test>\n"
+            b"DATA\nSubject: q\n\nhi\n.\nQUIT\nMAIL FROM:<junk\n"))
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, b"", b""))
+        self.assertEqual(self.delivered()["rcpt_to"], ["bob@example.test"])
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to run as nobody")
+    def test_untrusted_batch_sender(self):
+        r = self.sendmail("-bS", user=AS_NOBODY, input=(
+            b"MAIL FROM:<forged@evil.test>\nRCPT TO:<bob@example.test>\n"
+            b"DATA\nSubject: b\n\nhi\n.\n"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.delivered()["mail_from"], "nobody@sluice.test")
+        self.assertRegex(self.arrival(), r"<= nobody@sluice\.test U=nobody "
+                         r"P=local-bsmtp ")
+
+
+class NoDeliveryTest(SendmailCase):
+    """-N from a trusted caller: the message is logged as delivered with
+    "*>" and nothing is sent."""
+
+    def test_sendmail_N(self):
+        r = self.sendmail("-N", "bob@example.test", "carol@example.test",
+                          input=b"Subject: pretend\n\nhi\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        sluicetest.wait_for(lambda: " Completed" in self.d.log(), WAIT,
+                            "the message to complete")
+        log = self.d.log()
+        self.assertRegex(log, r"(?m) \*> bob@example\.test R=\w+ "
+                         r"T=remote_smtp$")
+        self.assertRegex(log, r"(?m) \*> carol@example\.test R=\w+ "
+                         r"T=remote_smtp$")
+        self.assertNotIn(" => ", log)
+        self.assertEqual(self.sink.messages(), [])
+
+
+class DaemonNoDeliveryTest(SendmailCase):
+    """A daemon started with -N pretends for every message it takes."""
+
+    daemon_args = ("-N",)
+
+    def test_every_message_pretends(self):
+        r = self.sendmail("bob@example.test",
+                          input=b"Subject: pretend\n\nhi\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        sluicetest.wait_for(lambda: " Completed" in self.d.log(), WAIT,
+                            "the message to complete")
+        self.assertRegex(self.d.log(), r"(?m) \*> bob@example\.test R=\w+ "
+                         r"T=remote_smtp$")
+        self.assertEqual(self.sink.messages(), [])
+
+    def test_N_with_queue_run_refused(self):
+        r = self.d.run("-N", "-q")
+        self.assertEqual((r.returncode, r.stderr), (1, b"sluice: -N is "
+                         b"supported only when submitting a message and "
+                         b"with -bd\n"))
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run as nobody")
+class TrustedUsersTest(SendmailCase):
+    """nobody is trusted through trusted_users: its -f is the sender and
+    its From: is not checked."""
+
+    extra_settings = "trusted_users = daemon : nobody\n"
+
+    def test_trusted_user_sets_sender(self):
+        r = self.sendmail("-f", "shop@example.test", "bob@example.test",
+                          input=b"From: boss@corp.test\n\nhi\n",
+                          user=AS_NOBODY)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = self.delivered()
+        self.assertEqual(got["mail_from"], "shop@example.test")
+        self.assertNotIn(b"\nSender:", got["data"])
+        self.assertRegex(self.arrival(), r"<= shop@example\.test "
+                         r"U=nobody P=local ")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run as nobody")
+class TrustedGroupsTest(SendmailCase):
+    """Membership of a trusted group counts, by a supplementary group
+    too."""
+
+    extra_settings = "trusted_groups = 4242\n"
+
+    def test_supplementary_group_trusted(self):
+        user = dict(AS_NOBODY, extra_groups=[4242])
+        r = self.sendmail("-N", "-f", "shop@example.test",
+                          "bob@example.test", input=b"\nhi\n", user=user)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        sluicetest.wait_for(lambda: " Completed" in self.d.log(), WAIT,
+                            "the message to complete")
+        self.assertRegex(self.d.log(), r"<= shop@example\.test U=nobody ")
+        # Without the group, nobody is untrusted again.
+        r = self.sendmail("-f", "shop@example.test", "bob@example.test",
+                          input=b"\nhi\n", user=AS_NOBODY)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.delivered()["mail_from"], "nobody@sluice.test")
+
+    def test_unknown_group_stops_start(self):
+        d = self.daemon(settings="trusted_groups = no-such-group-here\n")
+        r = subprocess.run([sluicetest.SLUICE_BIN, "-bdf", "-C", d.config],
+                           capture_output=True, timeout=WAIT)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b'trusted_groups: group "no-such-group-here" was not '
+                      b'found', r.stderr)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run as nobody")
+class UntrustedSetSenderTest(SendmailCase):
+
+    extra_settings = "untrusted_set_sender = *@shop.test : !x@other.test : " \
+        "*-list@other.test\n"
+
+    def test_allowed_senders(self):
+        for i, (sender, expected) in enumerate((
+                ("sales@shop.test", "sales@shop.test"),
+                ("news-list@other.test", "news-list@other.test"),
+                ("x@other.test", "nobody@sluice.test"),
+                ("eve@evil.test", "nobody@sluice.test"))):
+            r = self.sendmail("-f", sender, "bob@example.test",
+                              input=b"From: " + sender.encode() +
+                              b"\n\nhi\n", user=AS_NOBODY)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got = self.sink.wait_for_messages(i + 1, timeout=WAIT)[i]
+            self.assertEqual(got["mail_from"], expected, sender)
+            # From: naming the sender that was allowed needs no Sender:.
+            self.assertEqual(b"\nSender:" in got["data"],
+                             expected == "nobody@sluice.test", sender)
 
 
 if __name__ == "__main__":

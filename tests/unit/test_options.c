@@ -379,9 +379,40 @@ submission(void **state)
 	assert_error(parse_error("sendmail", "-t", "-bs", NULL),
 	    "sluice: incompatible command-line options or arguments\n");
 
-	assert_error(parse_error("rsmtp", NULL),
-	    "sluice: batched SMTP on stdin (rsmtp, -bS) is not supported "
-	    "yet\n");
+	/* rsmtp is -bS. */
+	assert_int_equal(parse(&o, "rsmtp", NULL), 0);
+	assert_int_equal(o.action, OPTIONS_ACTION_SUBMIT);
+	assert_true(o.smtp_stdin);
+	assert_true(o.smtp_batch);
+	options_free(&o);
+	assert_int_equal(parse(&o, "sluice", "-bS", NULL), 0);
+	assert_true(o.smtp_batch);
+	options_free(&o);
+	assert_error(parse_error("sendmail", "-bS", "a@b", NULL),
+	    "sluice: incompatible command-line options or arguments\n");
+
+	/* -bt and -bv take addresses, or none to read them from stdin. */
+	assert_int_equal(parse(&o, "sluice", "-bt", "a@b", "c", NULL), 0);
+	assert_int_equal(o.action, OPTIONS_ACTION_ROUTE_TEST);
+	assert_int_equal(o.arg_count, 2);
+	options_free(&o);
+	assert_int_equal(parse(&o, "exim", "-v", "-bv", NULL), 0);
+	assert_int_equal(o.action, OPTIONS_ACTION_VERIFY);
+	assert_true(o.verbose);
+	assert_int_equal(o.arg_count, 0);
+	options_free(&o);
+
+	/* -N marks a submitted message, or makes the daemon pretend. */
+	assert_int_equal(parse(&o, "sendmail", "-N", "a@b", NULL), 0);
+	assert_true(o.no_delivery);
+	options_free(&o);
+	assert_int_equal(parse(&o, "sluice", "-bdf", "-N", NULL), 0);
+	assert_int_equal(o.action, OPTIONS_ACTION_DAEMON);
+	assert_true(o.no_delivery);
+	options_free(&o);
+	assert_error(parse_error("sluice", "-N", "-qf", NULL),
+	    "sluice: -N is supported only when submitting a message and "
+	    "with -bd\n");
 }
 
 int

@@ -1,6 +1,6 @@
 /*
  * test_retry_db.c - the retry state file: records written, read back,
- * replaced and deleted in a scratch spool, and the record decoder's
+ * replaced, deleted and listed in a scratch spool, and the record decoder's
  * bounds.
  */
 #include <setjmp.h>
@@ -207,6 +207,57 @@ test_schedule_stored(void **state)
 	retry_rule_free(&rule);
 }
 
+struct seen_records {
+	char keys[4][64];
+	time_t next_try[4];
+	size_t count;
+};
+
+static void
+record_seen(void *arg, const char *key, const struct retry_db_record *record)
+{
+	struct seen_records *seen = arg;
+
+	if (seen->count < 4) {
+		snprintf(seen->keys[seen->count], sizeof(seen->keys[0]), "%s",
+		    key);
+		seen->next_try[seen->count] = record->next_try;
+	}
+	seen->count++;
+}
+
+static void
+test_each_visits_every_record(void **state)
+{
+	static const char *const keys[] = { "T:a.example:192.0.2.1",
+	    "T:b.example:192.0.2.2:2525", "R:c.example" };
+	struct retry_db_record record = { .first_failed = 100, .last_try = 100 };
+	struct seen_records seen = { .count = 0 };
+	struct retry_db *db = open_db(*state, true);
+	char *error = NULL;
+
+	for (size_t i = 0; i < 3; i++) {
+		record.next_try = 1000 + (time_t)i;
+		assert_int_equal(retry_db_put(db, keys[i], &record, &error), 0);
+	}
+	assert_int_equal(retry_db_each(db, record_seen, &seen, &error), 0);
+	retry_db_close(db);
+
+	assert_int_equal(seen.count, 3);
+	for (size_t i = 0; i < 3; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < seen.count; j++) {
+			if (strcmp(seen.keys[j], keys[i]) == 0) {
+				found = true;
+				assert_int_equal(seen.next_try[j], 1000 + (time_t)i);
+			}
+		}
+		if (!found)
+			fail_msg("key %s not visited", keys[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -218,6 +269,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_key,
 		    setup, teardown),
 		cmocka_unit_test(test_decode_bounds),
+		cmocka_unit_test_setup_teardown(test_each_visits_every_record,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_stored, setup,
 		    teardown),
 	};

@@ -520,6 +520,37 @@ mark_delivered_many(void **state)
 	spool_header_free(&h);
 }
 
+/* Unmarking keeps the others findable, in the sorted part and after. */
+static void
+unmark_delivered_many(void **state)
+{
+	struct spool_header h;
+	char key[32];
+
+	(void)state;
+	build_example(&h);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(key, sizeof(key), "%d@example.com", (i * 7919) % 3000);
+		spool_header_mark_delivered(&h, key);
+	}
+	for (int i = 0; i < 3000; i += 3) {
+		snprintf(key, sizeof(key), "%d@example.com", i);
+		spool_header_unmark_delivered(&h, key);
+		spool_header_unmark_delivered(&h, key);	/* already gone */
+	}
+	assert_int_equal(h.nonrecipients_count, 2002);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(key, sizeof(key), "%d@example.com", i);
+		if (spool_header_is_delivered(&h, key) != (i % 3 != 0))
+			fail_msg("%s: got %d, want %d", key,
+			    spool_header_is_delivered(&h, key), i % 3 != 0);
+	}
+	spool_header_mark_delivered(&h, "3@example.com");
+	assert_true(spool_header_is_delivered(&h, "3@example.com"));
+	assert_round_trip(&h);
+	spool_header_free(&h);
+}
+
 /* Forms that older writers produce, and what they mean. */
 static void
 parse_old_forms(void **state)
@@ -1001,6 +1032,7 @@ main(void)
 		cmocka_unit_test(round_trip_tree_sizes),
 		cmocka_unit_test(parse_degenerate_tree),
 		cmocka_unit_test(mark_delivered_many),
+		cmocka_unit_test(unmark_delivered_many),
 		cmocka_unit_test(parse_old_forms),
 		cmocka_unit_test(truncated_at_every_offset),
 		cmocka_unit_test(hostile_envelope_table),
