@@ -1438,12 +1438,27 @@ group_journal_cb(void *arg, int result, const char *error)
 	}
 }
 
+/* Marks address done (delivered or failed for good) and appends it to
+ * the -J journal; group_journal_cb() counts the write when it is
+ * durable. */
+static void
+group_journal_done(struct group *g, const char *address)
+{
+	struct attempt *a = g->attempt;
+
+	spool_header_mark_delivered(a->header, address);
+	a->changed = true;
+	g->journal_pending++;
+	a->journal_pending++;
+	spool_store_journal_append(a->msg->queue->store, a->msg->id, address,
+	    group_journal_cb, g);
+}
+
 /* Records every delivered or failed recipient of the final result in the
  * journal; the log lines follow when the journal is durable. */
 static void
 group_settle(struct group *g)
 {
-	struct attempt *a = g->attempt;
 	struct smtp_result *r = g->result;
 
 	/* The path is free for its next item; a message that reached the
@@ -1458,12 +1473,7 @@ group_settle(struct group *g)
 			    smtp_rcpt_defer_code(rcpt), rcpt->message);
 			continue;
 		}
-		spool_header_mark_delivered(a->header, rcpt->address);
-		a->changed = true;
-		g->journal_pending++;
-		a->journal_pending++;
-		spool_store_journal_append(a->msg->queue->store, a->msg->id,
-		    rcpt->address, group_journal_cb, g);
+		group_journal_done(g, rcpt->address);
 	}
 	if (g->journal_pending == 0)
 		group_finish(g);
@@ -1485,8 +1495,6 @@ static void
 group_end_without_host(struct group *g, bool permanent, int code,
     const char *message)
 {
-	struct attempt *a = g->attempt;
-
 	sched_item_done(&g->item, false);
 	for (size_t i = 0; i < g->rcpt_count; i++) {
 		if (!permanent) {
@@ -1494,12 +1502,7 @@ group_end_without_host(struct group *g, bool permanent, int code,
 			continue;
 		}
 		group_log_failure(g, g->rcpts[i], NULL, message);
-		spool_header_mark_delivered(a->header, g->rcpts[i]);
-		a->changed = true;
-		g->journal_pending++;
-		a->journal_pending++;
-		spool_store_journal_append(a->msg->queue->store, a->msg->id,
-		    g->rcpts[i], group_journal_cb, g);
+		group_journal_done(g, g->rcpts[i]);
 	}
 	if (g->journal_pending == 0)
 		group_finish(g);
@@ -1525,12 +1528,7 @@ group_pretend(struct group *g)
 		};
 
 		log_line_delivery(a->msg->id, &delivery);
-		spool_header_mark_delivered(a->header, g->rcpts[i]);
-		a->changed = true;
-		g->journal_pending++;
-		a->journal_pending++;
-		spool_store_journal_append(a->msg->queue->store, a->msg->id,
-		    g->rcpts[i], group_journal_cb, g);
+		group_journal_done(g, g->rcpts[i]);
 	}
 	if (g->journal_pending == 0)
 		group_finish(g);

@@ -251,10 +251,18 @@ policy_queue_route_field(lua_State *L, const char *key,
 	return 0;
 }
 
-int
-policy_queue_check_route(lua_State *L, int idx,
-    const struct policy_declarations *decls, struct policy_route_out *out,
-    char *problem, size_t size)
+/* Reads one field (its value at -1) of a returned table into ctx. */
+typedef int (*policy_queue_field_fn)(lua_State *L, const char *key,
+    void *ctx, char *problem, size_t size);
+
+/*
+ * Checks the value at idx: nil (returns 0), or a table whose every field
+ * field() accepts (returns 1). Returns -1 with a message in problem for
+ * anything else, leaving the stack as it was.
+ */
+static int
+policy_queue_walk(lua_State *L, int idx, policy_queue_field_fn field,
+    void *ctx, char *problem, size_t size)
 {
 	idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
 	if (lua_isnoneornil(L, idx))
@@ -275,14 +283,49 @@ policy_queue_check_route(lua_State *L, int idx,
 			    "field name");
 			return -1;
 		}
-		if (policy_queue_route_field(L, key, decls, out, problem,
-		    size) < 0) {
+		if (field(L, key, ctx, problem, size) < 0) {
 			lua_pop(L, 2);
 			return -1;
 		}
 		lua_pop(L, 1);
 	}
 	return 1;
+}
+
+struct route_fields {
+	const struct policy_declarations *decls;
+	struct policy_route_out *out;
+};
+
+static int
+policy_queue_route_fields(lua_State *L, const char *key, void *ctx,
+    char *problem, size_t size)
+{
+	struct route_fields *f = ctx;
+
+	return policy_queue_route_field(L, key, f->decls, f->out, problem,
+	    size);
+}
+
+static int policy_queue_shaping_field(lua_State *L, const char *key,
+    struct policy_shaping *out, char *problem, size_t size);
+
+static int
+policy_queue_shaping_fields(lua_State *L, const char *key, void *ctx,
+    char *problem, size_t size)
+{
+	return policy_queue_shaping_field(L, key, ctx, problem, size);
+}
+
+int
+policy_queue_check_route(lua_State *L, int idx,
+    const struct policy_declarations *decls, struct policy_route_out *out,
+    char *problem, size_t size)
+{
+	struct route_fields fields = { decls, out };
+
+	return policy_queue_walk(L, idx, policy_queue_route_fields, &fields,
+	    problem, size);
 }
 
 /* ---- select_source ---- */
@@ -387,32 +430,8 @@ int
 policy_queue_check_shaping(lua_State *L, int idx,
     struct policy_shaping *out, char *problem, size_t size)
 {
-	idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-	if (lua_isnoneornil(L, idx))
-		return 0;
-	if (lua_type(L, idx) != LUA_TTABLE) {
-		snprintf(problem, size, "returned a %s; expected a table or nil",
-		    luaL_typename(L, idx));
-		return -1;
-	}
-	lua_pushnil(L);
-	while (lua_next(L, idx) != 0) {
-		size_t len;
-		const char *key = policy_queue_key(L, &len);
-
-		if (key == NULL || strlen(key) != len) {
-			lua_pop(L, 2);
-			snprintf(problem, size, "the table has a key that is not a "
-			    "field name");
-			return -1;
-		}
-		if (policy_queue_shaping_field(L, key, out, problem, size) < 0) {
-			lua_pop(L, 2);
-			return -1;
-		}
-		lua_pop(L, 1);
-	}
-	return 1;
+	return policy_queue_walk(L, idx, policy_queue_shaping_fields, out,
+	    problem, size);
 }
 
 /* ---- building the arguments ---- */
