@@ -8,11 +8,13 @@ import socket
 
 
 class Client:
-    """One SMTP connection to 127.0.0.1:port; banner holds the greeting."""
+    """One SMTP connection to 127.0.0.1:port from source; banner holds
+    the greeting."""
 
-    def __init__(self, port, timeout=10):
+    def __init__(self, port, timeout=10, source="127.0.0.1"):
         self.sock = socket.create_connection(("127.0.0.1", port),
-                                             timeout=timeout)
+                                             timeout=timeout,
+                                             source_address=(source, 0))
         self.file = self.sock.makefile("rb")
         self.banner = self.reply()
 

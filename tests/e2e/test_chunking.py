@@ -5,40 +5,12 @@ BDAT."""
 
 import glob
 import os
-import socket
 
 import sluicetest
+from smtpraw import Client
 
 RELAY = "domainlist relay_to_domains = relay.test\n"
 ID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{11}-[0-9A-Za-z]{4}"
-
-
-class Client:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.file = self.sock.makefile("rb")
-        self.banner = self.reply()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def reply(self):
-        lines = []
-        while True:
-            line = self.file.readline()
-            if not line:
-                return b"".join(lines)
-            lines.append(line)
-            if len(line) < 4 or line[3:4] != b"-":
-                return b"".join(lines)
-
-    def command(self, line):
-        self.send(line + b"\r\n")
-        return self.reply()
-
-    def close(self):
-        self.file.close()
-        self.sock.close()
 
 
 class ChunkingTest(sluicetest.DaemonTestCase):

@@ -6,9 +6,9 @@ and none twice.
 import os
 import signal
 import smtplib
-import socket
 
 import sluicetest
+from smtpraw import Client
 from test_delivery import (DNS_RECORDS, ID, WAIT,
                            DeliveryTestCase, Dnsmasq, compose, received_id)
 
@@ -16,36 +16,6 @@ from test_delivery import (DNS_RECORDS, ID, WAIT,
 def ids_received(sink):
     """Return the message ids of the sink's messages, in arrival order."""
     return [received_id(m["data"]) for m in sink.messages()]
-
-
-class RawClient:
-    """An SMTP connection that reads replies line by line, so a test can
-    see a reply that arrives without a command."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.file = self.sock.makefile("rb")
-        self.banner = self.reply()
-
-    def reply(self):
-        """Read one reply, joining the lines of a multi-line one. Return
-        b'' when the connection has ended."""
-        lines = []
-        while True:
-            line = self.file.readline()
-            if not line:
-                return b"".join(lines)
-            lines.append(line)
-            if len(line) < 4 or line[3:4] != b"-":
-                return b"".join(lines)
-
-    def command(self, line):
-        self.sock.sendall(line + b"\r\n")
-        return self.reply()
-
-    def close(self):
-        self.file.close()
-        self.sock.close()
 
 
 SHUTDOWN_421 = (b"421 sluice.test Service not available, closing "
@@ -63,7 +33,7 @@ class CrashTest(DeliveryTestCase):
         cls.dns.stop()
 
     def client(self, d):
-        c = RawClient(d.port)
+        c = Client(d.port, timeout=30)
         self.addCleanup(c.close)
         return c
 

@@ -5,9 +5,9 @@ import os
 import re
 import signal
 import smtplib
-import socket
 
 import sluicetest
+from smtpraw import Client
 
 RELAY_SETTINGS = (
     "domainlist local_domains = local.test\n"
@@ -18,38 +18,6 @@ RELAY_SETTINGS = (
 ID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{11}-[0-9A-Za-z]{4}"
 
 
-class Client:
-    """A raw SMTP connection that reads replies line by line."""
-
-    def __init__(self, port, source="127.0.0.1"):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10,
-                                             source_address=(source, 0))
-        self.file = self.sock.makefile("rb")
-        self.banner = self.reply()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def reply(self):
-        """Read one reply, joining a multi-line one; b'' at the end."""
-        lines = []
-        while True:
-            line = self.file.readline()
-            if not line:
-                return b"".join(lines)
-            lines.append(line)
-            if len(line) < 4 or line[3:4] != b"-":
-                return b"".join(lines)
-
-    def command(self, line):
-        self.send(line + b"\r\n")
-        return self.reply()
-
-    def close(self):
-        self.file.close()
-        self.sock.close()
-
-
 class ReceiveTest(sluicetest.DaemonTestCase):
 
     def start(self, settings=RELAY_SETTINGS):
@@ -57,7 +25,7 @@ class ReceiveTest(sluicetest.DaemonTestCase):
         return d
 
     def client(self, d, source="127.0.0.1"):
-        c = Client(d.port, source)
+        c = Client(d.port, source=source)
         self.addCleanup(c.close)
         return c
 
