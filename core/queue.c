@@ -719,9 +719,31 @@ attempt_retry_delay(struct attempt *a)
 	struct queue_msg *msg = a->msg;
 	const struct retry_rule *rule = NULL;
 	const char *sender = a->header->sender;
+	const char *class_retry = scheduler_class_retry(msg->queue->sched,
+	    msg->class_index);
+	struct retry_rule own;
+	bool have_own = false;
 	time_t now = clock_now();
 
-	for (size_t i = 0; i < a->header->recipients_count; i++) {
+	if (class_retry[0] != '\0') {
+		/* The class names its own schedule, checked when the policy
+		 * declared it; it replaces the begin retry section. */
+		char *line = xasprintf("* * %s", class_retry);
+		char *error = NULL;
+
+		have_own = retry_rule_parse(line, &own, &error) == 0;
+		if (have_own) {
+			rule = &own;
+		} else {
+			log_write(LOG_MAIN | LOG_PANIC, msg->id, "retry rule of "
+			    "queue class %s ignored: %s", scheduler_class_name(
+			    msg->queue->sched, msg->class_index), error);
+			free(error);
+		}
+		free(line);
+	}
+	for (size_t i = 0; rule == NULL && i < a->header->recipients_count;
+	    i++) {
 		const char *address = a->header->recipients[i].address;
 		struct retry_error failure;
 		const char *host_name;
@@ -739,6 +761,8 @@ attempt_retry_delay(struct attempt *a)
 	/* Past the final cutoff, the caller fails the message. */
 	retry_state_update(&msg->retry, rule, now, RETRY_INTERVAL_MAX_DEFAULT,
 	    (uint32_t)random());
+	if (have_own)
+		retry_rule_free(&own);
 	if (msg->retry.next_try <= now)
 		return 1000000;
 	return (uint64_t)(msg->retry.next_try - now) * 1000000;

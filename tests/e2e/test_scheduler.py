@@ -480,6 +480,29 @@ class FailingProviderTest(SchedulerTestCase):
                          {SOURCES[GMAIL_SOURCE]})
 
 
+class ClassRetryTest(SchedulerTestCase):
+
+    def test_class_retry_rule_replaces_default(self):
+        # Without rules a deferred message waits 15 minutes; the class's
+        # own rule says one minute.
+        policy = policy_text() + (
+            'sluice.class{ name = "quick", priority = 20, '
+            'retry = "F,1h,1m" }\n')
+        d, gmail, _ = self.start(policy, frozen=True)
+        gmail.add_rule("rcpt", 451, times=None)
+        [msgid] = self.submit_many(d, ["late@gmail.test"],
+                                   queue_class="quick")
+        self.wait_for_line(d, msgid, "== ")
+        self.wait_idle(d)
+
+        self.control(d, "clock advance 59")
+        time.sleep(SETTLE)
+        self.assertEqual(len([line for line in self.lines_of(d, msgid)
+                              if line.startswith("== ")]), 1)
+        self.control(d, "clock advance 2")
+        self.wait_for_line(d, msgid, "== ", count=2)
+
+
 class SuspendTest(SchedulerTestCase):
 
     def test_result_handler_suspends_path(self):
