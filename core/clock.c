@@ -11,12 +11,15 @@
 #include <stdlib.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "clock.h"
 #include "util.h"
 
+/* The libevent event is a member, not a second allocation: the queue
+ * has one timer per queued message. */
 struct clock_timer {
-	struct event *event;
+	struct event event;
 	clock_timer_fn fn;
 	void *arg;
 	uint64_t deadline_usec;		/* on clock_monotonic_usec() */
@@ -109,8 +112,7 @@ clock_timer_new(struct event_base *base, clock_timer_fn fn, void *arg)
 
 	timer->fn = fn;
 	timer->arg = arg;
-	timer->event = evtimer_new(base, clock_timer_cb, timer);
-	if (timer->event == NULL)
+	if (evtimer_assign(&timer->event, base, clock_timer_cb, timer) != 0)
 		fatalx("cannot create a libevent timer");
 	return timer;
 }
@@ -122,7 +124,7 @@ clock_timer_schedule(struct clock_timer *timer, uint64_t delay_usec)
 
 	tv.tv_sec = (time_t)(delay_usec / 1000000);
 	tv.tv_usec = (suseconds_t)(delay_usec % 1000000);
-	if (evtimer_add(timer->event, &tv) != 0)
+	if (evtimer_add(&timer->event, &tv) != 0)
 		fatalx("cannot arm a libevent timer");
 }
 
@@ -147,7 +149,7 @@ clock_timer_cancel(struct clock_timer *timer)
 {
 	if (timer == NULL || !timer->armed)
 		return;
-	evtimer_del(timer->event);
+	evtimer_del(&timer->event);
 	timer->armed = false;
 #ifdef SLUICE_TEST_HOOKS
 	if (timer->prev != NULL)
@@ -172,7 +174,6 @@ clock_timer_free(struct clock_timer *timer)
 	if (timer == NULL)
 		return;
 	clock_timer_cancel(timer);
-	event_free(timer->event);
 	free(timer);
 }
 
@@ -193,7 +194,7 @@ clock_fake_rearm(void)
 		uint64_t remaining =
 		    t->deadline_usec > now ? t->deadline_usec - now : 0;
 
-		evtimer_del(t->event);
+		evtimer_del(&t->event);
 		clock_timer_schedule(t, remaining);
 	}
 }

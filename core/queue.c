@@ -122,30 +122,33 @@ struct attempt {
 	uint64_t retry_delay;		/* before the next attempt, usec */
 };
 
+/* One per queued message, so its members are ordered by size to leave
+ * no padding: a million of them must stay small. */
 struct queue_msg {
 	struct queue *queue;
-	char id[MSGID_SIZE];
 	struct clock_timer *timer;
 	struct attempt *attempt;	/* while one runs */
-	bool removing;
-	unsigned force;			/* QUEUE_FORCE_* while starting one */
-	unsigned holds;			/* operators' actions running */
-	uint64_t attempts_ended;
 	struct queue_waiter *waiters;	/* told when the attempt ends */
-	unsigned rewrites;		/* -H rewrites not yet on disk */
-	int rewrite_lock_fd;		/* -D, locked until they are, or -1 */
-	bool start_after_rewrite;	/* an attempt waits for them */
 	struct queue_waiter *hold_waiters;	/* for the rewrites */
-	struct retry_state retry;	/* of its deferrals while queued */
-	/* Its queue class, and its undelivered domains as "a\0b\0\0"
-	 * (NULL until its -H file was first read), for the summary. */
-	uint8_t class_index;
+	/* Its undelivered domains as "a\0b\0\0" (NULL until its -H file
+	 * was first read), for the summary. */
 	char *domains;
 	/* Due while delivery_attempts_max attempts run: waiting in its
 	 * class's due list. */
-	bool due;
 	struct queue_msg *due_prev, *due_next;
 	struct queue_msg *prev, *next;
+	struct queue_msg *hash_next;	/* in the queue's id table */
+	struct retry_state retry;	/* of its deferrals while queued */
+	uint64_t attempts_ended;
+	unsigned force;			/* QUEUE_FORCE_* while starting one */
+	unsigned holds;			/* operators' actions running */
+	unsigned rewrites;		/* -H rewrites not yet on disk */
+	int rewrite_lock_fd;		/* -D, locked until they are, or -1 */
+	char id[MSGID_SIZE];
+	uint8_t class_index;		/* its queue class */
+	bool removing;
+	bool start_after_rewrite;	/* an attempt waits for the rewrites */
+	bool due;
 };
 
 /* Messages due while the attempts are at their maximum, per class. */
@@ -164,6 +167,10 @@ struct queue {
 	struct retry_rules retry_rules;	/* "begin retry", parsed */
 	struct retry_hosts *retry_hosts;	/* host-level retry times */
 	struct queue_msg *messages;
+	/* The messages by id: a power of two of chains, at least as many
+	 * as messages. */
+	struct queue_msg **ids;
+	size_t id_buckets;
 	struct due_list due[SCHED_CLASSES_MAX];
 	uint64_t due_vtime;
 	size_t due_count;
@@ -207,13 +214,66 @@ attempt_queue_usec(const struct attempt *a)
 	    now.tv_usec - a->header->received_time_usec;
 }
 
+static size_t
+queue_id_bucket(const struct queue *queue, const char *id)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+	return (size_t)(h & (queue->id_buckets - 1));
+}
+
 static struct queue_msg *
 queue_find(struct queue *queue, const char *id)
 {
-	for (struct queue_msg *m = queue->messages; m != NULL; m = m->next)
+	if (queue->id_buckets == 0)
+		return NULL;
+	for (struct queue_msg *m = queue->ids[queue_id_bucket(queue, id)];
+	    m != NULL; m = m->hash_next)
 		if (strcmp(m->id, id) == 0)
 			return m;
 	return NULL;
+}
+
+/* Adds msg to the id table, doubling it when it gets full. */
+static void
+queue_id_insert(struct queue *queue, struct queue_msg *msg)
+{
+	size_t b;
+
+	if (queue->stats.messages >= queue->id_buckets) {
+		size_t old = queue->id_buckets;
+		struct queue_msg **table = queue->ids;
+
+		queue->id_buckets = old == 0 ? 1024 : old * 2;
+		queue->ids = xcalloc(queue->id_buckets, sizeof(*queue->ids));
+		for (size_t i = 0; i < old; i++) {
+			while (table[i] != NULL) {
+				struct queue_msg *m = table[i];
+
+				table[i] = m->hash_next;
+				b = queue_id_bucket(queue, m->id);
+				m->hash_next = queue->ids[b];
+				queue->ids[b] = m;
+			}
+		}
+		free(table);
+	}
+	b = queue_id_bucket(queue, msg->id);
+	msg->hash_next = queue->ids[b];
+	queue->ids[b] = msg;
+}
+
+static void
+queue_id_remove(struct queue *queue, struct queue_msg *msg)
+{
+	struct queue_msg **link = &queue->ids[queue_id_bucket(queue, msg->id)];
+
+	while (*link != NULL && *link != msg)
+		link = &(*link)->hash_next;
+	if (*link == msg)
+		*link = msg->hash_next;
 }
 
 /* ---- messages due while the attempts are at their maximum ---- */
@@ -327,6 +387,7 @@ queue_msg_free(struct queue_msg *msg)
 	struct queue *queue = msg->queue;
 
 	queue_due_remove(msg);
+	queue_id_remove(queue, msg);
 	if (msg->prev != NULL)
 		msg->prev->next = msg->next;
 	else
@@ -433,7 +494,11 @@ queue_msg_learn(struct queue_msg *msg, const struct spool_header *h)
 		used += strlen(domain) + 1;
 	}
 	free(msg->domains);
-	msg->domains = domains;
+	/* Sized by the domains, not by the whole addresses. */
+	msg->domains = xmalloc(used + 1);
+	memcpy(msg->domains, domains, used);
+	msg->domains[used] = '\0';
+	free(domains);
 }
 
 struct queue *
@@ -488,6 +553,7 @@ queue_free(struct queue *queue)
 		    queue->stats.attempts_running);
 	while (queue->messages != NULL)
 		queue_msg_free(queue->messages);
+	free(queue->ids);
 	clock_timer_free(queue->drain_timer);
 	clock_timer_free(queue->due_timer);
 	smtp_pool_free(queue->pool);
@@ -521,6 +587,7 @@ queue_add_header(struct queue *queue, const char *id,
 	if (queue->messages != NULL)
 		queue->messages->prev = msg;
 	queue->messages = msg;
+	queue_id_insert(queue, msg);
 	queue->stats.messages++;
 	if (header != NULL)
 		queue_msg_learn(msg, header);
