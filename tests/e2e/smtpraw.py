@@ -11,7 +11,7 @@ class Client:
     """One SMTP connection to 127.0.0.1:port from source; banner holds
     the greeting."""
 
-    def __init__(self, port, timeout=10, source="127.0.0.1"):
+    def __init__(self, port, source="127.0.0.1", timeout=10):
         self.sock = socket.create_connection(("127.0.0.1", port),
                                              timeout=timeout,
                                              source_address=(source, 0))

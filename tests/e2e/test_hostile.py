@@ -14,7 +14,8 @@ import tempfile
 import time
 
 import sluicetest
-from test_receive import Client, ID
+from smtpraw import Client
+from test_receive import ID
 
 RELAY_SETTINGS = (
     "domainlist local_domains = local.test\n"

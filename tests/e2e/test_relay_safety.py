@@ -15,7 +15,7 @@ import tempfile
 
 import sluicetest
 from sink import Sink
-from test_receive import Client
+from smtpraw import Client
 
 # The sink listens on 127.0.0.5, the MX host of outside.test. local.test
 # has no MX, so nothing for it could be delivered anywhere.
