@@ -70,8 +70,13 @@ static struct log_file files[KIND_COUNT] = {	/* under log_lock */
 	[0 ... KIND_COUNT - 1] = { .fd = -1 },
 };
 static bool syslog_open;			/* under log_lock */
+/* The syslog ident; openlog() keeps the pointer, so it is a buffer that
+ * changes only while syslog is closed. */
+static char syslog_tag[LOG_SYSLOG_TAG_MAX + 1] = "sluice";	/* log_lock */
+static bool syslog_forced;			/* under log_lock: -L */
 static log_divert_fn divert;			/* under log_lock */
 static _Atomic(log_message_fn) message_hook;
+static _Atomic(log_message_fn) watch_hook;
 
 static _Atomic uint64_t write_failures;
 
@@ -262,11 +267,17 @@ log_configure(const struct config *config, char **error)
 	log_find_owner(config, &dest);
 
 	pthread_mutex_lock(&log_lock);
+	/* -L stands for log_file_path = syslog, in every configuration
+	 * this process loads. */
+	if (syslog_forced) {
+		log_destination_free(&dest);
+		dest.to_syslog = true;
+	}
 	log_close_files();
 	log_destination_free(&destination);
 	destination = dest;
 	if (destination.to_syslog && !syslog_open) {
-		openlog("sluice", LOG_PID, LOG_MAIL);
+		openlog(syslog_tag, LOG_PID, LOG_MAIL);
 		syslog_open = true;
 	} else if (!destination.to_syslog && syslog_open) {
 		closelog();
@@ -276,6 +287,24 @@ log_configure(const struct config *config, char **error)
 	pthread_mutex_unlock(&log_lock);
 
 	fatal_set_hook(log_fatal_hook);
+	return 0;
+}
+
+int
+log_force_syslog(const char *tag)
+{
+	size_t len = strlen(tag);
+
+	if (len == 0 || len > LOG_SYSLOG_TAG_MAX)
+		return -1;
+	pthread_mutex_lock(&log_lock);
+	if (syslog_open) {
+		closelog();
+		syslog_open = false;
+	}
+	memcpy(syslog_tag, tag, len + 1);
+	syslog_forced = true;
+	pthread_mutex_unlock(&log_lock);
 	return 0;
 }
 
@@ -701,9 +730,12 @@ log_write_text(unsigned targets, const char *msgid, const char *text)
 	/* Outside the lock, so the hook may take its time (and log). */
 	if ((targets & LOG_MAIN) != 0 && msgid != NULL) {
 		log_message_fn hook = atomic_load(&message_hook);
+		log_message_fn watch = atomic_load(&watch_hook);
 
 		if (hook != NULL)
 			hook(msgid, &tv, text);
+		if (watch != NULL)
+			watch(msgid, &tv, text);
 	}
 }
 
@@ -711,6 +743,12 @@ void
 log_set_message_hook(log_message_fn fn)
 {
 	atomic_store(&message_hook, fn);
+}
+
+void
+log_set_watch_hook(log_message_fn fn)
+{
+	atomic_store(&watch_hook, fn);
 }
 
 void
@@ -791,7 +829,7 @@ log_panic_early(const struct config *config, const char *message)
 		line[len - 1] = '\0';
 		pthread_mutex_lock(&log_lock);
 		if (!syslog_open)
-			openlog("sluice", LOG_PID, LOG_MAIL);
+			openlog(syslog_tag, LOG_PID, LOG_MAIL);
 		log_syslog(KIND_PANIC, line);
 		if (!syslog_open)
 			closelog();

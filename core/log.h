@@ -173,6 +173,13 @@ typedef void (*log_message_fn)(const char *msgid, const struct timeval *tv,
 void log_set_message_hook(log_message_fn fn);
 
 /*
+ * A second slot like the message hook, called after it with the same
+ * arguments, for -v: the queue tools show the lines of the messages a
+ * run or forced delivery touches. NULL removes it.
+ */
+void log_set_watch_hook(log_message_fn fn);
+
+/*
  * Writes the line prefix for time tv and msgid (may be NULL) into buf,
  * with the current selectors. Returns its length; size must be at least
  * LOG_PREFIX_MAX.
@@ -197,6 +204,16 @@ uint64_t log_write_failures(void);
  * drops privileges. Returns 0, or -1 with *error set (caller frees).
  */
 int log_open_files(char **error);
+
+/* Longest syslog tag that -L accepts, as in Exim. */
+#define LOG_SYSLOG_TAG_MAX	32
+
+/*
+ * Makes tag (copied) the syslog ident and sends every later
+ * log_configure() to syslog only, as log_file_path = syslog does (-L).
+ * Returns 0, or -1 when tag is empty or longer than LOG_SYSLOG_TAG_MAX.
+ */
+int log_force_syslog(const char *tag);
 
 /* Closes the log files; the next write reopens them. */
 void log_close(void);

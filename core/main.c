@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "options.h"
+#include "permission.h"
 #include "policy_tables.h"
 #include "queue_cli.h"
 #include "retry.h"
@@ -74,6 +75,36 @@ main_dump_table(const struct config *config, const char *name)
 		free(error);
 		return 1;
 	}
+	return 0;
+}
+
+/*
+ * -L TAG: admin users only, as in Exim, so that others cannot write
+ * lines under a tag of their choosing. Returns 0, or 1 after printing
+ * why the tag is refused.
+ */
+static int
+main_syslog_tag(const struct config *config, const char *tag)
+{
+	struct permission_admins admins;
+	struct permission_caller self;
+	char *error = NULL;
+
+	permission_caller_self(&self);
+	if (self.uid != 0) {
+		if (permission_admins_load(config, &admins, &error) < 0) {
+			fprintf(stderr, "sluice: %s\n", error);
+			free(error);
+			return 1;
+		}
+		if (!permission_is_admin(&admins, &self)) {
+			fprintf(stderr, "sluice: -L is allowed only for admin "
+			    "users\n");
+			return 1;
+		}
+	}
+	if (log_force_syslog(tag) < 0)
+		fatal_bug("-L tag not checked by options_parse()");
 	return 0;
 }
 
@@ -160,6 +191,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "sluice: %s\n", error);
 		log_panic_early(config, error);
 		free(error);
+		config_free(config);
+		options_free(&o);
+		return 1;
+	}
+	if (o.syslog_tag != NULL && main_syslog_tag(config, o.syslog_tag) != 0) {
 		config_free(config);
 		options_free(&o);
 		return 1;

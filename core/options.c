@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "msgid.h"
 #include "options.h"
 #include "util.h"
@@ -610,6 +611,18 @@ options_parse(int argc, char **argv, struct options *o)
 				rc = options_bad(arg);
 			else
 				o->override_listen = value;
+		} else if (strncmp(arg, "-L", 2) == 0) {
+			if ((value = options_value(argc, argv, &i, 2)) == NULL) {
+				rc = options_bad(arg);
+			} else if (value[0] == '\0' ||
+			    strlen(value) > LOG_SYSLOG_TAG_MAX) {
+				fprintf(stderr, "sluice: the -L syslog tag must "
+				    "have 1 to %d characters: \"%.64s\"\n",
+				    LOG_SYSLOG_TAG_MAX, value);
+				rc = -1;
+			} else {
+				o->syslog_tag = value;
+			}
 		} else if (strncmp(arg, "-oP", 3) == 0) {
 			if ((value = options_value(argc, argv, &i, 3)) == NULL)
 				rc = options_bad(arg);

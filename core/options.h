@@ -77,6 +77,7 @@ struct options {
 	bool foreground;
 	const char *override_listen;	/* -oX */
 	const char *pid_file;		/* -oP */
+	const char *syslog_tag;		/* -L: log to syslog under this tag */
 	const char *queue_interval;	/* -q30m with -bd: not needed */
 
 	/* -bP */

@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "control.h"
 #include "dns.h"
+#include "log.h"
 #include "log_line.h"
 #include "msg_action.h"
 #include "permission.h"
@@ -77,9 +78,12 @@ queue_cli_reply_line(const char *line, int *status)
 {
 	size_t out_len = strlen(QUEUE_CONTROL_OUT);
 	size_t exit_len = strlen(QUEUE_CONTROL_EXIT);
+	size_t log_len = strlen(QUEUE_CONTROL_LOG);
 
 	if (strncmp(line, QUEUE_CONTROL_OUT, out_len) == 0) {
 		printf("%s\n", line + out_len);
+	} else if (strncmp(line, QUEUE_CONTROL_LOG, log_len) == 0) {
+		fprintf(stderr, "LOG: MAIN\n  %s\n", line + log_len);
 	} else if (strncmp(line, QUEUE_CONTROL_EXIT, exit_len) == 0) {
 		*status = atoi(line + exit_len) != 0 ? 1 : 0;
 	} else if (strcmp(line, "ok") == 0) {
@@ -422,6 +426,19 @@ queue_cli_message(const struct config *config, const struct options *o)
 
 /* ---- -M, -Mc, -q, -R, -S ---- */
 
+/* -v with no daemon: every main log line of a message, as the run here
+ * writes it, in the shape of Exim's -v. Only this run's messages are
+ * attempted in this process, so every such line is one of theirs. */
+static void
+queue_cli_verbose_line(const char *msgid, const struct timeval *tv,
+    const char *text)
+{
+	(void)msgid;
+	(void)tv;
+	fprintf(stderr, "LOG: MAIN\n  %.*s\n", (int)strcspn(text, "\n"),
+	    text);
+}
+
 static void
 queue_cli_run_done(void *arg, size_t attempted)
 {
@@ -448,8 +465,9 @@ queue_cli_deliver(const struct config *config, const struct options *o)
 		if (o->verbose)
 			fprintf(stderr, "delivering %s\n", id);
 		if (!local_started) {
-			char *command = xasprintf("deliver %s %s",
-			    o->deliver_thaw ? "thaw" : "keep-frozen", id);
+			char *command = xasprintf("deliver %s %s%s",
+			    o->deliver_thaw ? "thaw" : "keep-frozen", id,
+			    o->verbose ? " verbose" : "");
 			int rc = queue_cli_ask_daemon(config, command);
 
 			free(command);
@@ -460,6 +478,8 @@ queue_cli_deliver(const struct config *config, const struct options *o)
 			if (queue_cli_local_start(&local, config, true) < 0)
 				return 1;
 			local_started = true;
+			if (o->verbose)
+				log_set_watch_hook(queue_cli_verbose_line);
 		}
 		local.done = false;
 		queue_run_deliver(local.queue, config, id,
@@ -467,8 +487,10 @@ queue_cli_deliver(const struct config *config, const struct options *o)
 		    &local);
 		queue_cli_local_wait(&local, &local.done);
 	}
-	if (local_started)
+	if (local_started) {
 		queue_cli_local_stop(&local);
+		log_set_watch_hook(NULL);
+	}
 	return status;
 }
 
@@ -512,17 +534,20 @@ queue_cli_run(const struct config *config, struct options *o)
 	}
 	queue_cli_run_verbose(o, true);
 	words = queue_select_encode(&o->select);
-	command = xasprintf("run %s", words);
+	command = xasprintf("run %s%s", o->verbose ? "verbose " : "", words);
 	free(words);
 	rc = queue_cli_ask_daemon(config, command);
 	free(command);
 	if (rc == QUEUE_CLI_NO_DAEMON) {
 		if (queue_cli_local_start(&local, config, true) < 0)
 			return 1;
+		if (o->verbose)
+			log_set_watch_hook(queue_cli_verbose_line);
 		queue_run_start(local.queue, config, &o->select, (long)getpid(),
 		    false, queue_cli_run_done, &local);
 		queue_cli_local_wait(&local, &local.done);
 		queue_cli_local_stop(&local);
+		log_set_watch_hook(NULL);
 		rc = 0;
 	}
 	queue_cli_run_verbose(o, false);

@@ -7,7 +7,14 @@
  * an attempt running is reported locked, as Exim reports a message that
  * another process holds. The hold ends when the action has ended: a
  * removed message leaves the queue, a thawed one is attempted at once.
+ *
+ * A "deliver" or "run" asked with "verbose" watches the main log while
+ * its attempts run: every line of a message it attempts is kept and
+ * sent back as a "log TEXT" reply line, as Exim's -v shows them.
+ * NOTE: the client gets these lines when the request ends, not one by
+ * one, because a control reply is written only when it is finished.
  */
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +31,12 @@
 #include "queue_run.h"
 #include "queue_select.h"
 #include "scheduler.h"
+#include "spool_list.h"
 #include "util.h"
+
+/* Maximum bytes of log lines kept for one verbose request. Later lines
+ * are dropped, and the reply ends with a line that reports it. */
+#define QUEUE_CONTROL_WATCH_MAX	(1024 * 1024)
 
 static const char *const kind_names[] = {
 	[MSG_ACTION_FREEZE] = "freeze",
@@ -182,22 +194,162 @@ queue_control_message(struct control_request *req, int argc, char **argv)
 	queue_hold(qc_queue, call->id, queue_control_held, call);
 }
 
+/*
+ * A verbose request's view of the main log: the ids it attempts and the
+ * lines logged for them so far. The log hook may run on any thread, so
+ * the list and every watch's lines are under watch_lock.
+ */
+struct queue_watch {
+	struct queue_watch *next;
+	struct control_request *req;
+	char (*ids)[MSGID_SIZE];	/* owned, sorted for bsearch() */
+	size_t id_count;
+	struct evbuffer *lines;		/* owned: "log TEXT" reply lines */
+	bool cut;			/* lines were left out */
+};
+
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct queue_watch *watches;	/* under watch_lock */
+
+static int
+queue_control_id_compare(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void
+queue_control_watch_line(const char *msgid, const struct timeval *tv,
+    const char *text)
+{
+	size_t len = strcspn(text, "\n");
+
+	(void)tv;
+	pthread_mutex_lock(&watch_lock);
+	for (struct queue_watch *w = watches; w != NULL; w = w->next) {
+		if (bsearch(msgid, w->ids, w->id_count, sizeof(*w->ids),
+		    queue_control_id_compare) == NULL)
+			continue;
+		if (evbuffer_get_length(w->lines) + len >
+		    QUEUE_CONTROL_WATCH_MAX) {
+			w->cut = true;
+			continue;
+		}
+		evbuffer_add_printf(w->lines, QUEUE_CONTROL_LOG "%.*s\n",
+		    (int)len, text);
+	}
+	pthread_mutex_unlock(&watch_lock);
+}
+
+/* Starts watching the lines of ids (copied). Returns the watch. */
+static struct queue_watch *
+queue_control_watch_start(struct control_request *req,
+    const char (*ids)[MSGID_SIZE], size_t id_count)
+{
+	struct queue_watch *w = xcalloc(1, sizeof(*w));
+
+	w->req = req;
+	w->ids = xcalloc(id_count > 0 ? id_count : 1, sizeof(*w->ids));
+	memcpy(w->ids, ids, id_count * sizeof(*w->ids));
+	w->id_count = id_count;
+	qsort(w->ids, id_count, sizeof(*w->ids), queue_control_id_compare);
+	if ((w->lines = evbuffer_new()) == NULL)
+		fatalx("out of memory for a log watch");
+	pthread_mutex_lock(&watch_lock);
+	w->next = watches;
+	watches = w;
+	pthread_mutex_unlock(&watch_lock);
+	return w;
+}
+
+/* Ends a watch: its lines go into the reply, then the exit status. */
+static void
+queue_control_watch_end(struct queue_watch *w, int status)
+{
+	struct evbuffer *out = control_request_output(w->req);
+
+	pthread_mutex_lock(&watch_lock);
+	for (struct queue_watch **p = &watches; *p != NULL; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&watch_lock);
+	evbuffer_add_buffer(out, w->lines);
+	if (w->cut)
+		evbuffer_add_printf(out, QUEUE_CONTROL_LOG "(more log lines "
+		    "were left out; the main log has them all)\n");
+	queue_control_exit(w->req, status);
+	evbuffer_free(w->lines);
+	free(w->ids);
+	free(w);
+}
+
 static void
 queue_control_run_done(void *arg, size_t attempted)
 {
 	queue_control_exit(arg, 0);
 }
 
-/* deliver thaw|keep-frozen ID */
+static void
+queue_control_watch_done(void *arg, size_t attempted)
+{
+	queue_control_watch_end(arg, 0);
+}
+
+/*
+ * Lists the ids that queue_run_start() with skip_waiting attempts for
+ * sel, by the same rules as queue_run.c. Only a verbose run needs them.
+ * Returns the count and sets *out (caller frees).
+ */
+static size_t
+queue_control_run_ids(const struct queue_select *sel,
+    char (**out)[MSGID_SIZE])
+{
+	struct spool_list_entry *entries = NULL;
+	size_t count = 0, found = 0;
+	char *error = NULL;
+
+	*out = NULL;
+	if (sel->local_only || spool_list_messages(qc_config->spool_directory,
+	    &entries, &count, &error) < 0) {
+		free(error);
+		return 0;
+	}
+	*out = xcalloc(count > 0 ? count : 1, sizeof(**out));
+	for (size_t i = 0; i < count; i++) {
+		struct spool_list_message m;
+		bool selected;
+
+		if (!queue_select_in_range(sel, entries[i].id))
+			continue;
+		if (sel->force == QUEUE_SELECT_DUE &&
+		    queue_is_waiting(qc_queue, entries[i].id))
+			continue;
+		spool_list_read(qc_config->spool_directory,
+		    qc_config->split_spool_directory, entries[i].id, &m);
+		selected = queue_select_match(sel, &m) &&
+		    m.data_file_size >= 0;
+		spool_list_message_free(&m);
+		if (selected)
+			strlcpy_s((*out)[found++], entries[i].id, MSGID_SIZE);
+	}
+	free(entries);
+	return found;
+}
+
+/* deliver thaw|keep-frozen ID [verbose] */
 static void
 queue_control_deliver(struct control_request *req, int argc, char **argv)
 {
+	bool verbose = argc == 4 && strcmp(argv[3], "verbose") == 0;
+	char id[MSGID_SIZE];
 	unsigned flags;
 
-	if (argc != 3 || (strcmp(argv[1], "thaw") != 0 &&
+	if ((argc != 3 && !verbose) || (strcmp(argv[1], "thaw") != 0 &&
 	    strcmp(argv[1], "keep-frozen") != 0)) {
 		control_request_finish(req, -1,
-		    "usage: deliver thaw|keep-frozen ID");
+		    "usage: deliver thaw|keep-frozen ID [verbose]");
 		return;
 	}
 	if (control_unquote(argv[2]) < 0 ||
@@ -206,25 +358,47 @@ queue_control_deliver(struct control_request *req, int argc, char **argv)
 		return;
 	}
 	flags = strcmp(argv[1], "thaw") == 0 ? QUEUE_FORCE_THAW : 0;
+	if (verbose) {
+		strlcpy_s(id, argv[2], sizeof(id));
+		queue_run_deliver(qc_queue, qc_config, id, flags,
+		    queue_control_watch_done,
+		    queue_control_watch_start(req,
+		    (const char (*)[MSGID_SIZE])&id, 1));
+		return;
+	}
 	queue_run_deliver(qc_queue, qc_config, argv[2], flags,
 	    queue_control_run_done, req);
 }
 
-/* run WORD... */
+/* run [verbose] WORD... */
 static void
 queue_control_run(struct control_request *req, int argc, char **argv)
 {
+	bool verbose = argc > 1 && strcmp(argv[1], "verbose") == 0;
 	struct queue_select sel;
 	char *error = NULL;
+	int skip = verbose ? 2 : 1;
 
-	if (queue_select_decode(argc - 1, argv + 1, &sel, &error) < 0) {
+	if (queue_select_decode(argc - skip, argv + skip, &sel, &error) < 0) {
 		control_request_finish(req, -1, error);
 		free(error);
 		return;
 	}
-	queue_run_start(qc_queue, qc_config, &sel,
-	    (long)control_request_caller(req)->pid, true,
-	    queue_control_run_done, req);
+	if (verbose) {
+		char (*ids)[MSGID_SIZE];
+		size_t count = queue_control_run_ids(&sel, &ids);
+		struct queue_watch *w = queue_control_watch_start(req,
+		    (const char (*)[MSGID_SIZE])ids, count);
+
+		free(ids);
+		queue_run_start(qc_queue, qc_config, &sel,
+		    (long)control_request_caller(req)->pid, true,
+		    queue_control_watch_done, w);
+	} else {
+		queue_run_start(qc_queue, qc_config, &sel,
+		    (long)control_request_caller(req)->pid, true,
+		    queue_control_run_done, req);
+	}
 	queue_select_free(&sel);
 }
 
@@ -308,6 +482,7 @@ queue_control_init(const struct config *config, struct queue *queue,
 	qc_config = config;
 	qc_queue = queue;
 	qc_store = store;
+	log_set_watch_hook(queue_control_watch_line);
 	if (permission_admins_load(config, &admins, &error) < 0) {
 		log_write(LOG_MAIN | LOG_PANIC, NULL, "control socket: %s; only "
 		    "root and the daemon's user count as admin users", error);
@@ -318,9 +493,9 @@ queue_control_init(const struct config *config, struct queue *queue,
 	control_register_async("message", "act on a message: message KIND ID "
 	    "[ADDRESS...]", true, queue_control_message);
 	control_register_async("deliver", "attempt a message now: deliver "
-	    "thaw|keep-frozen ID", false, queue_control_deliver);
-	control_register_async("run", "run the queue with the given selection",
-	    false, queue_control_run);
+	    "thaw|keep-frozen ID [verbose]", false, queue_control_deliver);
+	control_register_async("run", "run the queue with the given selection: "
+	    "run [verbose] WORD...", false, queue_control_run);
 	control_register("queue-summary", "print queued mail by class, "
 	    "domain, site and egress path", queue_control_summary);
 	control_register_async("suspend", "hold an egress path: suspend SOURCE "

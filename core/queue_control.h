@@ -5,8 +5,9 @@
  *                                  KIND is freeze, thaw, remove,
  *                                  mark-delivered, mark-all-delivered,
  *                                  add-recipients or edit-sender
- *   deliver thaw|keep-frozen ID    a forced attempt (-M, -Mc)
- *   run WORD...                    a queue run (queue_select_encode())
+ *   deliver thaw|keep-frozen ID [verbose]
+ *                                  a forced attempt (-M, -Mc)
+ *   run [verbose] WORD...          a queue run (queue_select_encode())
  *
  * Arguments are quoted with control_quote(). "message" is open to every
  * user, because the submitter of a message may remove it; the action
@@ -15,7 +16,10 @@
  * The reply, before the final "ok", has one "out TEXT" line per line
  * that Exim would print on stdout and then "exit N" with the exit status
  * Exim would give. Every command replies only when its work is done:
- * the message changed on disk, or every attempt ended.
+ * the message changed on disk, or every attempt ended. With "verbose",
+ * "deliver" and "run" also reply, before "exit N", with one "log TEXT"
+ * line per main log line of the messages they attempted (the text
+ * without date and id), which -v prints on stderr as Exim's -v does.
  */
 #ifndef SLUICE_QUEUE_CONTROL_H
 #define SLUICE_QUEUE_CONTROL_H
@@ -28,6 +32,7 @@ struct spool_store;
 /* Reply lines of the commands, read by the command line. */
 #define QUEUE_CONTROL_OUT	"out "
 #define QUEUE_CONTROL_EXIT	"exit "
+#define QUEUE_CONTROL_LOG	"log "
 
 /*
  * Registers the commands and sets the control socket's admin users from

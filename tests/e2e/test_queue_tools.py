@@ -322,6 +322,36 @@ class ActionTests:
         self.assertTrue(self.log_has(f"{b} Message is frozen"))
         self.assertIn(b, self.listing())
 
+    def test_verbose_deliver_prints_log_lines(self):
+        a = self.send("alice@example.test", ["bob@one.test"])
+        self.prepare()
+        self.sink()
+        rc, out, err = self.sluice("-v", "-M", a)
+        self.assertEqual((rc, out), (0, ""), err)
+        # Exim's -v: the id, then each main log line of the delivery.
+        self.assertTrue(err.startswith(f"delivering {a}\n"), err)
+        self.assertRegex(err, r"LOG: MAIN\n  => bob@one\.test R=\S+ T=\S+ ")
+        self.assertTrue(err.endswith("LOG: MAIN\n  Completed\n"), err)
+        self.assertNotIn(a, err[len(f"delivering {a}"):])
+        self.assertEqual(self.sluice("-M", a), (0, "", ""))
+
+    def test_verbose_run_shows_only_its_messages(self):
+        a = self.send("alice@example.test", ["bob@one.test"])
+        b = self.send("carol@example.test", ["dave@two.test"])
+        self.prepare()
+        sink = self.sink()
+        rc, out, err = self.sluice("-v", "-qf", "-R", "one.test")
+        self.assertEqual((rc, out), (0, ""), err)
+        self.assertEqual(self.delivered_ids(sink), {a})
+        self.assertRegex(err, r"^LOG: queue_run MAIN\n  Start queue run: "
+                         r"pid=\d+ -qf -R one\.test\n")
+        self.assertIn("LOG: MAIN\n  => bob@one.test ", err)
+        self.assertIn("LOG: MAIN\n  Completed\n", err)
+        self.assertRegex(err, r"LOG: queue_run MAIN\n  End queue run: "
+                         r"pid=\d+ -qf -R one\.test\n$")
+        self.assertNotIn("dave@two.test", err)
+        self.assertIn(b, self.listing())
+
     def test_queue_run_frozen_too(self):
         a = self.send("alice@example.test", ["bob@one.test"])
         self.prepare()
@@ -622,6 +652,59 @@ class NamesAndModesTest(QueueToolsCase):
         self.assertEqual(rc, 1)
         self.assertTrue(out.startswith("sluice version "), out)
         self.assertIn("no_such_option", err)
+
+    def test_syslog_tag_checked(self):
+        self.assertEqual(self.sluice("-L"), (1, "", "sluice: unknown, "
+                         "malformed, or incomplete option -L\n"))
+        rc, out, err = self.sluice("-L", "t" * 33, "-bV")
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn("must have 1 to 32 characters", err)
+        self.assertEqual(self.sluice("-L", "", "-bV")[0], 1)
+        self.assertEqual(self.sluice("-Lsluice-x", "-bpc"), (0, "0\n", ""))
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to run as nobody")
+    def test_syslog_tag_for_admin_users_only(self):
+        self.assertEqual(self.sluice("-L", "mine", "-bpc",
+                                     user=run_as(NOBODY, NOBODY, [])),
+                         (1, "", "sluice: -L is allowed only for admin "
+                          "users\n"))
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare") and
+                         shutil.which("mknod"),
+                         "needs root, unshare and mknod for a private /dev")
+    def test_syslog_tag_used(self):
+        # With no daemon, -M logs here. A private /dev, in a mount
+        # namespace of its own, points /dev/log at a socket of the test.
+        self.stop()
+        folder = tempfile.mkdtemp(prefix="sluice-syslog-")
+        self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+        path = os.path.join(folder, "log")
+        missing = "1xZZZZ-00000000000-0000"
+
+        script = ('mount -t tmpfs tmpfs /dev && mknod -m 666 /dev/null c 1 3 '
+                  '&& ln -s "$1" /dev/log && shift && exec "$@"')
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+            server.bind(path)
+            result = subprocess.run(
+                ["unshare", "--mount", "--propagation", "private", "sh",
+                 "-c", script, "sh", path, sluicetest.SLUICE_BIN, "-C",
+                 self.d.config, "-L", "sluice-tagged", "-M", missing],
+                capture_output=True, timeout=WAIT)
+            self.assertEqual(result.returncode, 0, result.stderr)
+
+            server.setblocking(False)
+            lines = []
+            while True:
+                try:
+                    lines.append(server.recv(65536).decode(errors="replace"))
+                except BlockingIOError:
+                    break
+        self.assertTrue(any(re.search(r"^<\d+>.* sluice-tagged\[\d+\]: .*"
+                                      + missing + " Spool file " + missing +
+                                      "-D not found$", l) for l in lines),
+                        lines)
+        # -L stands for log_file_path = syslog: mainlog gets nothing.
+        self.assertNotIn("Spool file", self.d.log())
 
     def test_daemon_accepts_queue_interval(self):
         self.restart("-q30m")

@@ -312,6 +312,35 @@ other_options(void **state)
 	    "sluice: unknown, malformed, or incomplete option extra\n");
 }
 
+static void
+syslog_tag(void **state)
+{
+	struct options o;
+
+	(void)state;
+	assert_int_equal(parse(&o, "exim", "-L", "mta-in", "-bd", NULL), 0);
+	assert_string_equal(o.syslog_tag, "mta-in");
+	assert_int_equal(o.action, OPTIONS_ACTION_DAEMON);
+	options_free(&o);
+
+	assert_int_equal(parse(&o, "exim", "-Lmta-out", "-q", NULL), 0);
+	assert_string_equal(o.syslog_tag, "mta-out");
+	options_free(&o);
+
+	/* 32 characters at most, as Exim. */
+	assert_int_equal(parse(&o, "exim", "-L",
+	    "abcdefghijklmnopqrstuvwxyz012345", "-bV", NULL), 0);
+	options_free(&o);
+	assert_error(parse_error("exim", "-L",
+	    "abcdefghijklmnopqrstuvwxyz0123456", "-bV", NULL),
+	    "sluice: the -L syslog tag must have 1 to 32 characters: "
+	    "\"abcdefghijklmnopqrstuvwxyz0123456\"\n");
+	assert_error(parse_error("exim", "-L", "", "-bV", NULL),
+	    "sluice: the -L syslog tag must have 1 to 32 characters: \"\"\n");
+	assert_error(parse_error("exim", "-L", NULL),
+	    "sluice: unknown, malformed, or incomplete option -L\n");
+}
+
 /* The shapes in which cron, PHP, mutt and git call sendmail. */
 static void
 submission(void **state)
@@ -426,6 +455,7 @@ main(void)
 		cmocka_unit_test(recipient_and_sender_matches),
 		cmocka_unit_test(daemon_with_interval),
 		cmocka_unit_test(other_options),
+		cmocka_unit_test(syslog_tag),
 		cmocka_unit_test(submission),
 	};
 
