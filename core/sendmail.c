@@ -298,6 +298,8 @@ sendmail_submit(const struct config *config,
 		sendmail_buf_add(&req, "remove-bcc\n", 11);
 	if (env->no_delivery)
 		sendmail_buf_add(&req, "no-delivery\n", 12);
+	if (env->errors_mail)
+		sendmail_buf_add(&req, "errors-mail\n", 12);
 	for (size_t i = 0; i < env->recipients->count; i++)
 		sendmail_request_item(&req, "recipient",
 		    env->recipients->items[i]);
@@ -307,7 +309,10 @@ sendmail_submit(const struct config *config,
 
 	path = xasprintf("%s/%s", config->spool_directory, SUBMIT_SOCKET_NAME);
 	sent = sendmail_send(path, &req, reply, size);
-	if (sent == -1 && (errno == ENOENT || errno == ECONNREFUSED)) {
+	if (sent == -1 && (errno == ENOENT || errno == ECONNREFUSED) &&
+	    env->needs_daemon) {
+		rc = -2;
+	} else if (sent == -1 && (errno == ENOENT || errno == ECONNREFUSED)) {
 		if (sendmail_drop(config, &req) == 0) {
 			reply[0] = '\0';
 			rc = 0;
@@ -324,6 +329,13 @@ sendmail_submit(const struct config *config,
 	} else if (strncmp(reply, "error: ", 7) == 0) {
 		memmove(reply, reply + 7, strlen(reply + 7) + 1);
 		rc = 1;
+	} else if (strncmp(reply, "error-mailed ", 13) == 0 &&
+	    strchr(reply + 13, ' ') != NULL) {
+		/* "error-mailed <report id> <reason>": keep the reason. */
+		const char *text = strchr(reply + 13, ' ') + 1;
+
+		memmove(reply, text, strlen(text) + 1);
+		rc = 2;
 	} else {
 		fprintf(stderr, "sluice: unexpected answer from the daemon\n");
 	}
@@ -359,20 +371,30 @@ sendmail_run(const struct config *config, const struct options *o)
 		goto out;
 	if (sendmail_recipients(o, &msg, headers_len, &rcpts) < 0)
 		goto out;
+	env.errors_mail = o->error_mode != OPTIONS_ERRORS_PRINT;
 	if (rcpts.count == 0) {
-		rc = sendmail_input_error(o, "no recipients in message", true);
-		goto out;
-	}
-	/* Checked here too, so that a bad address fails now rather than
-	 * in the drop folder, after the command has exited 0. */
-	for (size_t i = 0; i < rcpts.count; i++) {
-		const char *problem = submit_check_address(rcpts.items[i]);
-
-		if (problem != NULL) {
-			fprintf(stderr, "sluice: bad recipient address \"%s\": "
-			    "%s\n", rcpts.items[i], problem);
+		if (!env.errors_mail) {
+			rc = sendmail_input_error(o, "no recipients in message",
+			    true);
 			goto out;
 		}
+		env.needs_daemon = true;
+	}
+	/* Checked here too, so that a bad address fails now rather than
+	 * in the drop folder, after the command has exited 0. With -oem
+	 * and -oee the daemon checks it again and mails the report. */
+	for (size_t i = 0; i < rcpts.count && !env.needs_daemon; i++) {
+		const char *problem = submit_check_address(rcpts.items[i]);
+
+		if (problem == NULL)
+			continue;
+		snprintf(reply, sizeof(reply), "bad recipient address \"%s\": "
+		    "%s", rcpts.items[i], problem);
+		if (!env.errors_mail) {
+			fprintf(stderr, "sluice: %s\n", reply);
+			goto out;
+		}
+		env.needs_daemon = true;
 	}
 
 	env.sender = o->sender;
@@ -390,6 +412,19 @@ sendmail_run(const struct config *config, const struct options *o)
 	case 1:
 		rc = sendmail_input_error(o, reply,
 		    strcmp(reply, "no recipients") == 0);
+		break;
+	case 2:
+		/* Exim prints nothing once the report is mailed. */
+		if (o->verbose)
+			fprintf(stderr, "sluice: %s; an error report was mailed "
+			    "to the sender\n", reply);
+		rc = o->error_mode == OPTIONS_ERRORS_MAIL_EXIT_ZERO ? 0 : 1;
+		break;
+	case -2:
+		/* No daemon runs to check the message and mail the report:
+		 * what the command found goes to stderr instead. */
+		rc = sendmail_input_error(o, rcpts.count == 0 ?
+		    "no recipients in message" : reply, rcpts.count == 0);
 		break;
 	default:
 		break;

@@ -20,9 +20,16 @@
  * -odb, -odf, -odi and -odq are accepted and all behave alike, since
  * the daemon attempts each message as soon as it is stored.
  *
- * Exit status, as Exim's: 0 once the daemon reports the message durable
- * on its spool, or once it waits in the drop folder; 1 for an error; 2 when no recipients were found and the
- * error is to be mailed (-oem, -oee), since no report can be mailed.
+ * Errors in a message the daemon refuses (no recipients, a malformed
+ * recipient, any other refusal) are printed with -oep and -oeq. With
+ * -oem, -oew and -oee, the default, the daemon mails a report to the
+ * sender instead (submit.h), and nothing is printed.
+ *
+ * Exit status, as Exim 4.96 gives it: 0 once the daemon reports the
+ * message durable on its spool, or once it waits in the drop folder; 0
+ * with -oee when the error report was mailed; 1 for an error, mailed
+ * with -oem or printed; 2 when no recipients were found and the report
+ * that -oem or -oee asks for cannot be mailed because no daemon runs.
  */
 #ifndef SLUICE_SENDMAIL_H
 #define SLUICE_SENDMAIL_H
@@ -69,6 +76,11 @@ struct sendmail_envelope {
 					 * "local-bsmtp" or NULL */
 	bool remove_bcc;		/* -t */
 	bool no_delivery;		/* -N */
+	/* -oem, -oee: the daemon mails a refusal to the sender. */
+	bool errors_mail;
+	/* The daemon must check this message (a recipient is malformed, or
+	 * none is given), so it must not wait in the drop folder. */
+	bool needs_daemon;
 	const struct sendmail_addresses *recipients;
 };
 
@@ -76,8 +88,9 @@ struct sendmail_envelope {
  * Hands a message (msg, len bytes with LF line ends) to the daemon, or
  * to its drop folder when no daemon runs. Returns 0 when it is durable,
  * with the message id in reply ("" for the drop folder); 1 when the
- * daemon refused it, with the reason in reply; -1 after printing why it
- * could not be handed over.
+ * daemon refused it, with the reason in reply; 2 when it refused it and
+ * mailed a report to the sender (env->errors_mail), with the reason in
+ * reply; -1 after printing why it could not be handed over.
  */
 int sendmail_submit(const struct config *config,
     const struct sendmail_envelope *env, const char *msg, size_t len,

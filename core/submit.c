@@ -25,9 +25,15 @@
  *    a link to someone else's file, a symbolic link or a FIFO is
  *    refused; its size is bounded as on the socket;
  *  - the daemon applies its own configuration, as for the socket.
- * NOTE: a message from the drop folder that the daemon refuses (a
- * malformed recipient, say) is logged to rejectlog and removed, and no
- * bounce tells its writer, whose sendmail already exited 0.
+ * A message from the drop folder that the daemon refuses (a malformed
+ * recipient, say) is logged to rejectlog and removed. Its writer, whose
+ * sendmail already exited 0, hears of it only when the request asked
+ * for errors by mail (sendmail's default -oem).
+ *
+ * Error reports: when a request with "errors-mail" (sendmail -oem,
+ * -oee) is refused after it was read, the refused message gets an id, as
+ * in Exim. A short report with the reason and a copy of the message then
+ * goes to the envelope sender that the message would have had.
  * Writers create "t." files and rename them to "m." when complete; only
  * "m." files are imported.
  *
@@ -58,6 +64,7 @@
 #include <event2/listener.h>
 
 #include "address.h"
+#include "bounce.h"
 #include "clock.h"
 #include "control.h"
 #include "log.h"
@@ -83,9 +90,11 @@ struct submit_request {
 	char *name;			/* NULL when -F was not given */
 	bool remove_bcc;
 	bool no_delivery;
+	bool errors_mail;		/* report a refusal to the sender */
 	const char *protocol;		/* static: "local", "local-smtp", ... */
 	char **recipients;		/* owned, each owned */
 	size_t recipient_count;
+	const char *bad_recipient;	/* one of recipients: the malformed one */
 	const char *content;		/* borrowed from the input */
 	size_t content_len;
 };
@@ -104,6 +113,7 @@ struct submit_client {
 	struct spool_header header;
 	struct submit_request *request;
 	char *sender;
+	char *report_reason;		/* owned: why the message was refused */
 	/* A message from the drop folder instead of the socket: the file
 	 * (removed once the message is stored or refused) and its
 	 * content. Both owned. */
@@ -169,6 +179,7 @@ submit_client_free(struct submit_client *c)
 	}
 	spool_header_free(&c->header);
 	free(c->sender);
+	free(c->report_reason);
 	free(c->drop_path);
 	free(c->drop_content);
 	free(c);
@@ -284,6 +295,8 @@ submit_parse_item(char *line, struct submit_request *r, const char **reason)
 		r->remove_bcc = true;
 	} else if (strcmp(line, "no-delivery") == 0 && value == NULL) {
 		r->no_delivery = true;
+	} else if (strcmp(line, "errors-mail") == 0 && value == NULL) {
+		r->errors_mail = true;
 	} else if (strcmp(line, "sender") == 0 && value != NULL &&
 	    r->sender == NULL) {
 		if (submit_has_control(value, false)) {
@@ -802,8 +815,10 @@ submit_check_recipients(struct submit_request *r)
 	if (r->recipient_count == 0)
 		return "no recipients";
 	for (size_t i = 0; i < r->recipient_count; i++) {
-		if ((reason = submit_check_address(r->recipients[i])) != NULL)
+		if ((reason = submit_check_address(r->recipients[i])) != NULL) {
+			r->bad_recipient = r->recipients[i];
 			return reason;
+		}
 		if (strchr(r->recipients[i], '@') == NULL) {
 			char *q = xasprintf("%s@%s", r->recipients[i], domain);
 
@@ -880,6 +895,9 @@ submit_store(struct submit_client *c, struct submit_request *r,
 		goto out;
 	if (r->no_delivery && !trusted) {
 		*reason = "-N (no delivery) is allowed only for trusted callers";
+		/* An error in the command line, which Exim prints before it
+		 * reads the message, so it is never mailed. */
+		r->errors_mail = false;
 		goto out;
 	}
 	c->sender = submit_sender(c, r);
@@ -955,6 +973,118 @@ out:
 	return rc;
 }
 
+/* Appends text to buf, with every control byte shown as '?', so that a
+ * malformed address cannot shape the report. */
+static void
+submit_report_add_clean(struct evbuffer *buf, const char *text)
+{
+	for (const unsigned char *p = (const unsigned char *)text; *p != '\0';
+	    p++) {
+		char ch = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
+
+		evbuffer_add(buf, &ch, 1);
+	}
+}
+
+/* Moves the bytes of buf into a new string (caller frees). */
+static char *
+submit_report_take(struct evbuffer *buf, size_t *len)
+{
+	char *text;
+
+	*len = evbuffer_get_length(buf);
+	text = xmalloc(*len + 1);
+	evbuffer_remove(buf, text, *len);
+	text[*len] = '\0';
+	evbuffer_free(buf);
+	return text;
+}
+
+/*
+ * Composes the report on the refused request r for recipient (whose
+ * ownership passes to out): a plain-text message with the reason, then
+ * the message as sent, cut at bounce_return_size_limit.
+ */
+static void
+submit_report_compose(const struct submit_request *r, const char *reason,
+    char *recipient, struct bounce_content *out)
+{
+	const struct config *config = submit.config;
+	struct evbuffer *headers = evbuffer_new(), *body = evbuffer_new();
+	size_t copy_len = r->content_len;
+	const char *subject;
+	bool cut = false;
+
+	if (headers == NULL || body == NULL)
+		fatalx("out of memory for an error report");
+	if (r->recipient_count == 0) {
+		subject = "no recipient addresses";
+		evbuffer_add_printf(body, "The message you sent named no "
+		    "recipient address, so it could not be\ndelivered to "
+		    "anyone.\n");
+	} else if (r->bad_recipient != NULL) {
+		subject = "malformed recipient address";
+		evbuffer_add_printf(body, "The message you sent named a "
+		    "recipient address that is not valid:\n  ");
+		submit_report_add_clean(body, r->bad_recipient);
+		evbuffer_add_printf(body, "  ");
+		submit_report_add_clean(body, reason);
+		evbuffer_add_printf(body, "\nIt was not delivered to any "
+		    "recipient.\n");
+	} else {
+		subject = "message refused";
+		evbuffer_add_printf(body, "This system refused the message "
+		    "you sent, for this reason:\n  ");
+		submit_report_add_clean(body, reason);
+		evbuffer_add_printf(body, "\nIt was not delivered to any "
+		    "recipient.\n");
+	}
+	if (config->bounce_return_size_limit > 0 &&
+	    (uint64_t)config->bounce_return_size_limit < copy_len) {
+		copy_len = (size_t)config->bounce_return_size_limit;
+		cut = true;
+	}
+	evbuffer_add_printf(body, "\n------ A copy of your message, with "
+	    "all its header lines, follows. ------\n\n");
+	evbuffer_add(body, r->content, copy_len);
+	if (copy_len > 0 && r->content[copy_len - 1] != '\n')
+		evbuffer_add(body, "\n", 1);
+	if (cut)
+		evbuffer_add_printf(body, "\n------ The copy ends here, cut "
+		    "after %zu bytes. ------\n", copy_len);
+
+	evbuffer_add_printf(headers, "Auto-Submitted: auto-replied\n");
+	if (config->dsn_from != NULL && config->dsn_from[0] != '\0')
+		evbuffer_add_printf(headers, "From: %s\n", config->dsn_from);
+	else
+		evbuffer_add_printf(headers, "From: Mail Delivery System "
+		    "<Mailer-Daemon@%s>\n", config->qualify_domain);
+	evbuffer_add_printf(headers, "To: %s\n", recipient);
+	evbuffer_add_printf(headers, "Subject: Mail failure - %s\n", subject);
+
+	out->headers = submit_report_take(headers, &out->headers_len);
+	out->body = submit_report_take(body, &out->body_len);
+	out->recipient = recipient;
+}
+
+/* Replies to the client once the report is stored (id) or could not be
+ * stored (NULL). */
+static void
+submit_report_done(void *arg, const char *id)
+{
+	struct submit_client *c = arg;
+
+	c->committing = false;
+	if (id == NULL) {
+		submit_client_reply(c, "error: %s", c->report_reason);
+		return;
+	}
+	if (submit.arrival != NULL)
+		submit.arrival(submit.arrival_arg, id);
+	/* For a drop folder file this frees c. */
+	submit_client_reply(c, "error-mailed %s %s", id, c->report_reason);
+}
+
 /*
  * The client has sent its whole request: data, len bytes followed by a
  * NUL, borrowed until the client is freed.
@@ -963,20 +1093,43 @@ static void
 submit_client_request(struct submit_client *c, char *data, size_t len)
 {
 	struct submit_request *r = xcalloc(1, sizeof(*r));
+	struct bounce_content report = { 0 };
 	const char *reason = NULL;
-	char *owned = NULL;
+	char *owned = NULL, *sender = NULL;
+	bool parsed;
 
-	if (submit_parse_request(data, len, r, &reason) == 0 &&
-	    submit_store(c, r, &reason, &owned) == 0) {
+	parsed = submit_parse_request(data, len, r, &reason) == 0;
+	if (parsed && submit_store(c, r, &reason, &owned) == 0) {
 		c->request = r;
 		return;
 	}
-	log_write(LOG_MAIN | LOG_REJECT, NULL, "local submission from %s "
-	    "(uid %ld)%s%s refused: %s", c->login, (long)c->caller.uid,
-	    c->drop_path != NULL ? " in " : "",
-	    c->drop_path != NULL ? c->drop_path : "",
-	    owned != NULL ? owned : reason);
-	submit_client_reply(c, "error: %s", owned != NULL ? owned : reason);
+	if (owned != NULL)
+		reason = owned;
+	/* A report needs a sender to go to; the null sender gets none. */
+	if (parsed && r->errors_mail) {
+		sender = submit_sender(c, r);
+		if (sender[0] == '\0') {
+			free(sender);
+			sender = NULL;
+		}
+	}
+	if (sender != NULL)
+		msgid_new(submit.config->message_id_format, c->id);
+	log_write(LOG_MAIN | LOG_REJECT, sender != NULL ? c->id : NULL,
+	    "local submission from %s (uid %ld)%s%s refused: %s", c->login,
+	    (long)c->caller.uid, c->drop_path != NULL ? " in " : "",
+	    c->drop_path != NULL ? c->drop_path : "", reason);
+	if (sender == NULL) {
+		submit_client_reply(c, "error: %s", reason);
+	} else {
+		submit_report_compose(r, reason, sender, &report);
+		c->report_reason = xstrdup(reason);
+		c->committing = true;
+		/* c may be freed before this returns. */
+		bounce_inject(submit.store, submit.config, c->id, &report,
+		    submit_report_done, c);
+		bounce_content_free(&report);
+	}
 	free(owned);
 	submit_request_free(r);
 	free(r);

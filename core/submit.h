@@ -18,6 +18,7 @@
  *   name <full name>        -F
  *   remove-bcc              -t: Bcc: fields are kept only as deleted
  *   no-delivery             -N
+ *   errors-mail             -oem, -oee: mail a refusal to the sender
  *   protocol <name>         local-smtp or local-esmtp for -bs
  *   recipient <address>     one or more
  *   data
@@ -26,7 +27,9 @@
  * stream (the client shuts down its sending side). The daemon answers
  * with one line, "ok <message id>" once the message is durable on the
  * spool, or "error: <reason>" when it refused it; the client has the
- * message's only copy until it reads "ok".
+ * message's only copy until it reads "ok". A request with errors-mail
+ * that is refused gets "error-mailed <report id> <reason>" instead once
+ * a report to its sender is durable on the spool.
  *
  * What the daemon decides, not the client: the envelope sender (only a
  * trusted caller, root or the Exim user, may set it; anyone may ask for

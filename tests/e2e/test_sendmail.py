@@ -11,6 +11,7 @@ otherwise.
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -119,13 +120,66 @@ class CallerShapesTest(SendmailCase):
 
 class RefusedTest(SendmailCase):
 
+    def report(self, count):
+        """The count-th message at the sink, checked to be an error
+        report from the null sender; returns it."""
+        got = self.sink.wait_for_messages(count, timeout=WAIT)[count - 1]
+        self.assertEqual(got["mail_from"], "")
+        self.assertIn(b"\r\nAuto-Submitted: auto-replied\r\n", got["data"])
+        self.assertIn(b"\r\nFrom: Mail Delivery System "
+                      b"<Mailer-Daemon@sluice.test>\r\n", got["data"])
+        return got
+
     def test_no_recipients(self):
-        # -oem (the default): the report cannot be mailed, so 2.
+        # -oem (the default): the report is mailed, and the exit status
+        # is 1, as Exim 4.96 gives it; nothing is printed.
+        r = self.sendmail("-t", input=b"Subject: none\n\nhi\n")
+        self.assertEqual((r.returncode, r.stderr), (1, b""))
+        got = self.report(1)
+        self.assertEqual(got["rcpt_to"], ["root@sluice.test"])
+        self.assertIn(b"\r\nSubject: Mail failure - no recipient "
+                      b"addresses\r\n", got["data"])
+        # The copy of the message follows the explanation.
+        self.assertRegex(got["data"], rb"named no recipient address(.|\r\n)*"
+                         rb"\r\nSubject: none\r\n\r\nhi\r\n")
+        log = self.d.log()
+        refused = re.search(r" (" + ID + r") local submission from root "
+                            r"\(uid 0\) refused: no recipients\n", log)
+        self.assertIsNotNone(refused, log)
+        self.assertRegex(log, r" <= <> R=" + refused.group(1) +
+                         r" U=\S+ P=local S=")
+        # -oee: the same report, and exit status 0.
+        r = self.sendmail("-t", "-oee", input=b"Subject: none\n\nhi\n")
+        self.assertEqual((r.returncode, r.stderr), (0, b""))
+        self.report(2)
+        # -oep prints the error and mails nothing.
+        r = self.sendmail("-t", "-oep", input=b"Subject: none\n\nhi\n")
+        self.assertEqual((r.returncode, r.stderr),
+                         (1, b"sluice: no recipients in message\n"))
+        # With no daemon, no report can be mailed: 2, as Exim gives when
+        # its report fails.
+        self.d.stop()
         r = self.sendmail("-t", input=b"Subject: none\n\nhi\n")
         self.assertEqual((r.returncode, r.stderr),
                          (2, b"sluice: no recipients in message\n"))
-        r = self.sendmail("-t", "-oep", input=b"Subject: none\n\nhi\n")
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(len(self.sink.messages()), 2)
+
+    def test_bad_recipient_report_mailed(self):
+        r = self.sendmail("-oee", "-f", "alice@example.test",
+                          "bob@bad..test", input=b"Subject: x\n\nhi\n")
+        self.assertEqual((r.returncode, r.stderr), (0, b""))
+        got = self.report(1)
+        self.assertEqual(got["rcpt_to"], ["alice@example.test"])
+        self.assertIn(b"\r\nSubject: Mail failure - malformed recipient "
+                      b"address\r\n", got["data"])
+        self.assertIn(b"\r\n  bob@bad..test  malformed address\r\n",
+                      got["data"])
+        self.assertIn(b"\r\nSubject: x\r\n\r\nhi\r\n", got["data"])
+        # -oem: mailed as well, but the exit status is 1.
+        r = self.sendmail("-f", "alice@example.test", "bob@bad..test",
+                          input=b"Subject: x\n\nhi\n")
+        self.assertEqual((r.returncode, r.stderr), (1, b""))
+        self.report(2)
 
     def test_sender_with_newline_refused(self):
         r = self.sendmail("-f", "a@b.test\nRCPT TO:<x@y.test>",
