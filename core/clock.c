@@ -24,7 +24,9 @@ struct clock_timer {
 	void *arg;
 	uint64_t deadline_usec;		/* on clock_monotonic_usec() */
 	bool armed;
-	struct clock_timer *prev, *next;	/* armed timers, test builds */
+#ifdef SLUICE_TEST_HOOKS
+	struct clock_timer *prev, *next;	/* the armed timers */
+#endif
 };
 
 /* The wall clock may be stepped back by a test; the monotonic one only

@@ -118,15 +118,26 @@ struct scheduler {
 static void path_pump(struct sched_path *p);
 
 static uint64_t
-hash_text(const char *text)
+hash_more(uint64_t h, const char *text)
 {
-	uint64_t h = 1469598103934665603ULL;
-
 	for (; *text != '\0'; text++) {
 		h ^= (unsigned char)*text;
 		h *= 1099511628211ULL;
 	}
 	return h;
+}
+
+static uint64_t
+hash_text(const char *text)
+{
+	return hash_more(1469598103934665603ULL, text);
+}
+
+/* The hash of the key "source/site", without building it. */
+static uint64_t
+hash_path(const char *source, const char *site)
+{
+	return hash_more(hash_more(hash_text(source), "/"), site);
 }
 
 /* ---- classes, sources and pools ---- */
@@ -416,12 +427,13 @@ static struct sched_path *
 path_find(const struct scheduler *s, const char *source_name,
     const char *site)
 {
-	char *key = xasprintf("%s/%s", source_name, site);
-	struct sched_path *p = s->paths[hash_text(key) % SCHED_PATH_BUCKETS];
+	size_t len = strlen(source_name);
+	struct sched_path *p = s->paths[hash_path(source_name, site) %
+	    SCHED_PATH_BUCKETS];
 
-	while (p != NULL && strcmp(p->key, key) != 0)
+	while (p != NULL && (strncmp(p->key, source_name, len) != 0 ||
+	    p->key[len] != '/' || strcmp(p->key + len + 1, site) != 0))
 		p = p->hash_next;
-	free(key);
 	return p;
 }
 
