@@ -2,10 +2,11 @@
  * scheduler.h - queue classes, egress paths and their ready queues.
  *
  * The delivery queue (queue.h) keeps each message on a timer until its
- * next attempt. When an attempt has routed the mail of one domain, the
+ * next attempt. When an attempt has routed the mail of one domain, that
  * work item (a message's recipients at one domain) enters the ready
- * queue of an egress path: one source IP towards one site (a mailbox
- * provider, or any set of MX hosts). A path lets an item go only when
+ * queue of an egress path. A path is one source IP towards one site: a
+ * mailbox provider, or any set of MX hosts. A path lets an item go only
+ * when
  *  - it has a free connection (shaping: max_connections),
  *  - a rate token is there (max_message_rate with its burst),
  *  - it is not suspended (by the policy or an operator), and
@@ -69,8 +70,8 @@ struct sched_item {
 	sched_go_fn go;
 	void *arg;
 	/* Called instead of go, with the item idle again, when its path is
-	 * suspended and its shaping says reroute_when_suspended; NULL to
-	 * wait. Cleared once called, so an item moves once. */
+	 * suspended and its shaping sets reroute_when_suspended; NULL to
+	 * wait. It is cleared once called, so an item moves only once. */
 	sched_go_fn reroute;
 	struct sched_item *next;	/* in the ready list */
 };
@@ -86,8 +87,8 @@ void scheduler_free(struct scheduler *s);
 
 /*
  * Takes the classes, sources and pools of ps (NULL: the defaults and
- * the egress_sources option) and forgets every path's shaping, so the
- * next use asks the policy again. Paths of sources that are gone keep
+ * the egress_sources option) and clears every path's shaping, so the
+ * next use requests it from the policy again. Paths of sources that are gone keep
  * their waiting items until they drain. ps is borrowed for the call;
  * each path asks the current state later.
  */

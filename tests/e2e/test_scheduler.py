@@ -483,8 +483,8 @@ class FailingProviderTest(SchedulerTestCase):
 class ClassRetryTest(SchedulerTestCase):
 
     def test_class_retry_rule_replaces_default(self):
-        # Without rules a deferred message waits 15 minutes; the class's
-        # own rule says one minute.
+        # Without rules a deferred message waits 15 minutes, and the
+        # class's own rule sets one minute.
         policy = policy_text() + (
             'sluice.class{ name = "quick", priority = 20, '
             'retry = "F,1h,1m" }\n')
