@@ -139,6 +139,14 @@ control_request_output(struct control_request *req)
 	return req->out;
 }
 
+void
+control_request_flush(struct control_request *req)
+{
+	if (req->client != NULL)
+		evbuffer_add_buffer(bufferevent_get_output(req->client->bev),
+		    req->out);
+}
+
 static int
 control_help(int argc, char **argv, struct evbuffer *out)
 {

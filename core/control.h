@@ -74,6 +74,10 @@ bool control_request_is_admin(const struct control_request *req);
 /* The reply being built, borrowed until control_request_finish(). */
 struct evbuffer *control_request_output(struct control_request *req);
 
+/* Sends the reply lines built so far now, before the request ends, for
+ * output that a client shows as it comes. Loop thread only. */
+void control_request_flush(struct control_request *req);
+
 /*
  * Ends the request: with rc 0 the reply lines and then "ok" go to the
  * client, with -1 "error: " and the text of error. A client that has

@@ -9,10 +9,10 @@
  * removed message leaves the queue, a thawed one is attempted at once.
  *
  * A "deliver" or "run" asked with "verbose" watches the main log while
- * its attempts run: every line of a message it attempts is kept and
- * sent back as a "log TEXT" reply line, as Exim's -v shows them.
- * NOTE: the client gets these lines when the request ends, not one by
- * one, because a control reply is written only when it is finished.
+ * its attempts run: every line of a message it attempts is sent back as
+ * a "log TEXT" reply line, as Exim's -v shows them. Lines logged on the
+ * loop thread go to the client at once. The few that worker threads log
+ * wait for the next such line, or for the end of the request.
  */
 #include <pthread.h>
 #include <pwd.h>
@@ -205,11 +205,13 @@ struct queue_watch {
 	char (*ids)[MSGID_SIZE];	/* owned, sorted for bsearch() */
 	size_t id_count;
 	struct evbuffer *lines;		/* owned: "log TEXT" reply lines */
+	size_t bytes;			/* of lines, sent ones included */
 	bool cut;			/* lines were left out */
 };
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct queue_watch *watches;	/* under watch_lock */
+static pthread_t loop_thread;		/* where control replies are sent */
 
 static int
 queue_control_id_compare(const void *a, const void *b)
@@ -229,13 +231,18 @@ queue_control_watch_line(const char *msgid, const struct timeval *tv,
 		if (bsearch(msgid, w->ids, w->id_count, sizeof(*w->ids),
 		    queue_control_id_compare) == NULL)
 			continue;
-		if (evbuffer_get_length(w->lines) + len >
-		    QUEUE_CONTROL_WATCH_MAX) {
+		if (w->bytes + len > QUEUE_CONTROL_WATCH_MAX) {
 			w->cut = true;
 			continue;
 		}
+		w->bytes += len;
 		evbuffer_add_printf(w->lines, QUEUE_CONTROL_LOG "%.*s\n",
 		    (int)len, text);
+		if (pthread_equal(pthread_self(), loop_thread)) {
+			evbuffer_add_buffer(control_request_output(w->req),
+			    w->lines);
+			control_request_flush(w->req);
+		}
 	}
 	pthread_mutex_unlock(&watch_lock);
 }
@@ -479,6 +486,7 @@ queue_control_init(const struct config *config, struct queue *queue,
 	struct permission_admins admins;
 	char *error = NULL;
 
+	loop_thread = pthread_self();
 	qc_config = config;
 	qc_queue = queue;
 	qc_store = store;

@@ -24,6 +24,7 @@ import socket
 import smtplib
 import subprocess
 import tempfile
+import threading
 import unittest
 
 import sluicetest
@@ -483,6 +484,39 @@ class WithDaemonTest(ActionTests, QueueToolsCase):
         self.assertEqual(self.sluice("-Mf", a),
                          (1, f"Message {a} is locked\n", ""))
         self.assertIn(a, self.listing())
+
+
+    def test_verbose_lines_arrive_during_run(self):
+        # While the daemon still delivers one message, the lines of the
+        # other, finished one are already on the command's stderr.
+        a = self.send("alice@example.test", ["bob@one.test"])
+        b = self.send("carol@example.test", ["dave@two.test"])
+        sink = self.sink()
+        sink.add_rule("rcpt", match="dave@", action="hold")
+        # Never hang: without the lines, the held session goes on after
+        # WAIT seconds, and the checks below fail.
+        watchdog = threading.Timer(WAIT, sink.release)
+        watchdog.start()
+        self.addCleanup(watchdog.cancel)
+        self.addCleanup(sink.release)
+        proc = subprocess.Popen(
+            [sluicetest.SLUICE_BIN, "-C", self.d.config, "-v", "-qf"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        sink.wait_for_held(1)
+        seen = []
+        while not any(line.startswith("  => bob@one.test") for line in seen):
+            line = proc.stderr.readline().decode(errors="replace")
+            self.assertNotEqual(line, "", f"stderr ended early: {seen}")
+            seen.append(line)
+        self.assertEqual(sink.held, 1)
+        self.assertIsNone(proc.poll())
+        sink.release()
+        rest = proc.stderr.read().decode(errors="replace")
+        self.assertEqual(proc.wait(), 0)
+        self.assertIn("  => dave@two.test ", rest)
+        self.assertEqual(self.delivered_ids(sink), {a, b})
 
 
 class WithoutDaemonTest(ActionTests, QueueToolsCase):
