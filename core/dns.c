@@ -18,12 +18,19 @@
  * the query's callback at once, as c-ares does for a query that fails
  * at once, with the cached answer. Answers that c-ares returns are
  * stored with the TTL that dns_answer_inspect() finds in them.
+ *
+ * A query for a name and type that another query already asked, and
+ * whose answer has not come yet, joins that one (a struct dns_flight)
+ * instead of going to the server again: when hundreds of messages to
+ * one domain start at once, the server sees one query, and every waiting
+ * query gets its own copy of the answer.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <ares.h>
@@ -57,9 +64,20 @@ struct dns_socket {
 	struct dns_socket *next;
 };
 
+/* One query on the wire and the identical queries waiting for it. */
+struct dns_flight {
+	struct dns_resolver *resolver;
+	char *name;
+	int type;
+	struct dns_query **waiters;
+	size_t waiter_count;
+	struct dns_flight *next;
+};
+
 struct dns_resolver {
 	struct event_base *base;
 	ares_channel channel;
+	struct dns_flight *flights;	/* queries on the wire */
 	struct dns_options options;	/* servers is not kept */
 	struct dns_socket *sockets;
 	struct clock_timer *retransmit_timer;
@@ -400,6 +418,63 @@ dns_lookup_fail(struct dns_lookup *lookup, enum dns_status status,
 static void dns_query_cb(void *arg, int status, int timeouts,
     unsigned char *answer, int len);
 
+/* Hands the answer of a flight to each of its queries, each with a copy
+ * since a callback may change it. */
+static void
+dns_flight_cb(void *arg, int status, int timeouts, unsigned char *answer,
+    int len)
+{
+	struct dns_flight *f = arg;
+	struct dns_flight **link = &f->resolver->flights;
+
+	/* Unlinked first: a callback may start the same query again, and
+	 * that one must go to the server. */
+	while (*link != NULL && *link != f)
+		link = &(*link)->next;
+	if (*link == f)
+		*link = f->next;
+	for (size_t i = 0; i < f->waiter_count; i++) {
+		unsigned char *copy = NULL;
+
+		if (answer != NULL && len > 0) {
+			copy = xmalloc((size_t)len);
+			memcpy(copy, answer, (size_t)len);
+		}
+		dns_query_cb(f->waiters[i], status, timeouts, copy, len);
+		free(copy);
+	}
+	free(f->waiters);
+	free(f->name);
+	free(f);
+}
+
+/* Sends q, or joins it to the same query already on the wire. */
+static void
+dns_query_send(struct dns_resolver *resolver, struct dns_query *q)
+{
+	struct dns_flight *f;
+
+	for (f = resolver->flights; f != NULL; f = f->next) {
+		if (f->type == q->type && strcasecmp(f->name, q->name) == 0) {
+			f->waiters = xreallocarray(f->waiters,
+			    f->waiter_count + 1, sizeof(*f->waiters));
+			f->waiters[f->waiter_count++] = q;
+			return;
+		}
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->resolver = resolver;
+	f->name = xstrdup(q->name);
+	f->type = q->type;
+	f->waiters = xcalloc(1, sizeof(*f->waiters));
+	f->waiters[f->waiter_count++] = q;
+	f->next = resolver->flights;
+	resolver->flights = f;
+	/* c-ares may call dns_flight_cb before ares_query returns. */
+	ares_query(resolver->channel, q->name, 1 /* C_IN */, q->type,
+	    dns_flight_cb, f);
+}
+
 /*
  * Starts one query: the MX (family 0) or PTR of the lookup, or the A or
  * AAAA of host, under name when it is not NULL (the end of a CNAME
@@ -443,9 +518,7 @@ dns_query_start(struct dns_lookup *lookup, size_t host, int family,
 		free(answer);
 		return;
 	}
-	/* c-ares may call dns_query_cb before ares_query returns. */
-	ares_query(resolver->channel, q->name, 1 /* C_IN */, q->type,
-	    dns_query_cb, q);
+	dns_query_send(resolver, q);
 }
 
 /*

@@ -3,7 +3,10 @@
  * what it found, for the end-to-end tests (tests/e2e/test_dns_client.py).
  *
  *   dns_probe --server LIST [--port N] [--timeout SEC] [--query-timeout MS]
- *             [--tries N] [--no-shuffle] [--ipv4-only] [--host] DOMAIN
+ *             [--tries N] [--no-shuffle] [--ipv4-only] [--host]
+ *             [--repeat N] DOMAIN
+ *
+ * --repeat starts N identical lookups at once and prints each result.
  *
  * --server is required, so a test can never reach the resolvers of
  * /etc/resolv.conf. Output, one item per line:
@@ -27,6 +30,7 @@
 struct probe {
 	struct event_base *base;
 	int exit_status;
+	unsigned long long remaining;	/* lookups not called back */
 };
 
 /* The status as one word, for the tests to match. */
@@ -64,7 +68,8 @@ result_cb(void *arg, struct dns_result *result)
 	probe->exit_status = result->status == DNS_OK ? 0 :
 	    result->status == DNS_TEMPFAIL ? 2 : 1;
 	dns_result_free(result);
-	event_base_loopbreak(probe->base);
+	if (--probe->remaining == 0)
+		event_base_loopbreak(probe->base);
 }
 
 static void
@@ -72,7 +77,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: dns_probe --server LIST [--port N] "
 	    "[--timeout SEC] [--query-timeout MS] [--tries N] [--no-shuffle] "
-	    "[--ipv4-only] [--host] DOMAIN\n");
+	    "[--ipv4-only] [--host] [--repeat N] DOMAIN\n");
 	exit(64);
 }
 
@@ -101,11 +106,13 @@ main(int argc, char **argv)
 		{ "no-shuffle", no_argument, NULL, 'n' },
 		{ "ipv4-only", no_argument, NULL, '4' },
 		{ "host", no_argument, NULL, 'h' },
+		{ "repeat", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct dns_options options;
 	struct dns_resolver *resolver;
-	struct probe probe = { NULL, 2 };
+	struct probe probe = { NULL, 2, 1 };
+	unsigned long long repeat = 1;
 	bool host_only = false;
 	char *error = NULL;
 	int c;
@@ -140,6 +147,11 @@ main(int argc, char **argv)
 		case 'h':
 			host_only = true;
 			break;
+		case 'R':
+			repeat = number_arg("--repeat", optarg, 1000);
+			if (repeat == 0)
+				usage();
+			break;
 		default:
 			usage();
 		}
@@ -157,15 +169,20 @@ main(int argc, char **argv)
 		free(error);
 		return 64;
 	}
-	if ((host_only ? dns_lookup_host(resolver, argv[optind], result_cb,
-	    &probe, &error) : dns_lookup_mx(resolver, argv[optind], result_cb,
-	    &probe, &error)) == NULL) {
-		printf("status invalid\nerror %s\n", error);
-		free(error);
-		probe.exit_status = 1;
-	} else {
-		event_base_dispatch(probe.base);
+	probe.remaining = repeat;
+	for (unsigned long long i = 0; i < repeat; i++) {
+		if ((host_only ? dns_lookup_host(resolver, argv[optind],
+		    result_cb, &probe, &error) : dns_lookup_mx(resolver,
+		    argv[optind], result_cb, &probe, &error)) == NULL) {
+			printf("status invalid\nerror %s\n", error);
+			free(error);
+			probe.exit_status = 1;
+			repeat = 0;
+			break;
+		}
 	}
+	if (repeat > 0)
+		event_base_dispatch(probe.base);
 	dns_resolver_free(resolver);
 	event_base_free(probe.base);
 	return probe.exit_status;

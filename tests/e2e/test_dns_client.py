@@ -185,6 +185,34 @@ class DnsClientTest(unittest.TestCase):
         self.assertEqual(status, "status tempfail implicit=no")
 
 
+
+class MergedQueryTest(unittest.TestCase):
+    """Identical lookups started together share their queries."""
+
+    def test_identical_lookups_query_once(self):
+        dnsmasq = sluicetest.Dnsmasq(RECORDS + ["--log-queries"]).start()
+        try:
+            result = subprocess.run(
+                [PROBE, "--server", "127.0.0.1", "--port",
+                 str(dnsmasq.port), "--timeout", "20", "--ipv4-only",
+                 "--repeat", "20", "example.test"],
+                capture_output=True, text=True, timeout=120)
+        finally:
+            dnsmasq.proc.terminate()
+            log = dnsmasq.proc.stderr.read().decode(errors="replace")
+            dnsmasq.stop()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        statuses = [l for l in result.stdout.splitlines()
+                    if l.startswith("status ")]
+        self.assertEqual(statuses, ["status ok implicit=no"] * 20)
+        hosts = [l for l in result.stdout.splitlines()
+                 if l.startswith("host 10 ")]
+        self.assertEqual(hosts, ["host 10 mx1.example.test ok 127.0.0.5"]
+                         * 20)
+        # One MX query and one A query per host, not twenty of each.
+        self.assertEqual(log.count("query[MX] example.test "), 1, log)
+        self.assertEqual(log.count("query[A] mx1.example.test "), 1, log)
+
 if __name__ == "__main__":
     if not os.access(PROBE, os.X_OK):
         raise SystemExit(f"{PROBE} is missing: run make check, which "
