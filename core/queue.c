@@ -1128,9 +1128,10 @@ attempt_send_relayed(struct attempt *a)
 
 /*
  * Sends the bounce for the attempt's failures; the attempt ends once it
- * is stored.
- * NOTE: the failures are already in the journal, so a crash before the
- * bounce is stored loses the bounce.
+ * is stored. The failures reach the disk only afterwards, with the -H
+ * rewrite, so a crash loses no bounce.
+ * NOTE: a crash after the bounce is stored and before the rewrite sends
+ * the bounce again after the restart.
  */
 static void
 attempt_send_bounce(struct attempt *a)
@@ -1545,8 +1546,22 @@ group_journal_done(struct group *g, const char *address)
 	    group_journal_cb, g);
 }
 
-/* Records every delivered or failed recipient of the final result in the
- * journal; the log lines follow when the journal is durable. */
+/*
+ * Marks address failed for good in the header only, without a journal
+ * line: the -H rewrite at the end of the attempt records it, after the
+ * bounce for it is stored. A crash in between leaves the recipient to be
+ * tried again, and bounced then, instead of losing its bounce.
+ */
+static void
+group_fail_unjournaled(struct group *g, const char *address)
+{
+	spool_header_mark_delivered(g->attempt->header, address);
+	g->attempt->changed = true;
+}
+
+/* Records every delivered recipient of the final result in the journal
+ * and marks the failed ones; the log lines follow when the journal is
+ * durable. */
 static void
 group_settle(struct group *g)
 {
@@ -1564,10 +1579,15 @@ group_settle(struct group *g)
 			    smtp_rcpt_defer_code(rcpt), rcpt->message);
 			continue;
 		}
-		group_journal_done(g, rcpt->address);
+		if (rcpt->outcome == SMTP_FAILED)
+			group_fail_unjournaled(g, rcpt->address);
+		else
+			group_journal_done(g, rcpt->address);
 	}
-	if (g->journal_pending == 0)
+	if (g->journal_pending == 0) {
+		group_log_final(g);	/* failures only */
 		group_finish(g);
+	}
 }
 
 /* Ends a group that has nothing left to record. */
@@ -1593,10 +1613,9 @@ group_end_without_host(struct group *g, bool permanent, int code,
 			continue;
 		}
 		group_log_failure(g, g->rcpts[i], NULL, message);
-		group_journal_done(g, g->rcpts[i]);
+		group_fail_unjournaled(g, g->rcpts[i]);
 	}
-	if (g->journal_pending == 0)
-		group_finish(g);
+	group_finish(g);
 }
 
 /* -N: logs every recipient with "*>" and marks it delivered, without
