@@ -217,11 +217,8 @@ attempt_queue_usec(const struct attempt *a)
 static size_t
 queue_id_bucket(const struct queue *queue, const char *id)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *id != '\0'; id++)
-		h = (h ^ (unsigned char)*id) * 1099511628211ULL;
-	return (size_t)(h & (queue->id_buckets - 1));
+	return (size_t)(hash_fnv(HASH_FNV_START, id, strlen(id)) &
+	    (queue->id_buckets - 1));
 }
 
 static struct queue_msg *

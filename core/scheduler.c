@@ -118,26 +118,19 @@ struct scheduler {
 static void path_pump(struct sched_path *p);
 
 static uint64_t
-hash_more(uint64_t h, const char *text)
-{
-	for (; *text != '\0'; text++) {
-		h ^= (unsigned char)*text;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-static uint64_t
 hash_text(const char *text)
 {
-	return hash_more(1469598103934665603ULL, text);
+	return hash_fnv(HASH_FNV_START, text, strlen(text));
 }
 
 /* The hash of the key "source/site", without building it. */
 static uint64_t
 hash_path(const char *source, const char *site)
 {
-	return hash_more(hash_more(hash_text(source), "/"), site);
+	uint64_t h = hash_fnv(HASH_FNV_START, source, strlen(source));
+
+	h = hash_fnv(h, "/", 1);
+	return hash_fnv(h, site, strlen(site));
 }
 
 /* ---- classes, sources and pools ---- */

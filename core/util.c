@@ -187,3 +187,15 @@ parse_uint(const char *s, unsigned long long max, unsigned long long *out)
 	*out = value;
 	return 0;
 }
+
+uint64_t
+hash_fnv(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}

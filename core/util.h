@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SLUICE_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define SLUICE_NORETURN __attribute__((noreturn))
@@ -54,5 +55,11 @@ size_t strlcpy_s(char *dst, const char *src, size_t size);
 /* Parses a decimal unsigned number that fills the whole string and is at
  * most max; returns -1 on anything else. */
 int parse_uint(const char *s, unsigned long long max, unsigned long long *out);
+
+/* The 64-bit FNV-1a hash of len bytes, for in-memory hash tables only
+ * (it is no defence against chosen keys). Start with HASH_FNV_START and
+ * pass the result on to hash more bytes. */
+#define HASH_FNV_START	14695981039346656037ULL
+uint64_t hash_fnv(uint64_t h, const void *data, size_t len);
 
 #endif

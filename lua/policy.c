@@ -127,10 +127,9 @@ policy_log_failure(struct policy_state *ps, enum policy_event event,
 	if (event >= POLICY_EVENT_ROUTE) {
 		/* Queue-side handlers run per message: the same failure again
 		 * and again is logged at first, then one time in many. */
-		uint64_t hash = 1469598103934665603ULL;
+		uint64_t hash = hash_fnv(HASH_FNV_START, message,
+		    strlen(message));
 
-		for (const char *c = message; *c != '\0'; c++)
-			hash = (hash ^ (unsigned char)*c) * 1099511628211ULL;
 		if (hash != ps->failure_hash[event]) {
 			ps->failure_hash[event] = hash;
 			ps->failures[event] = 0;

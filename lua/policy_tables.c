@@ -41,17 +41,10 @@ static struct policy_table tables[POLICY_TABLE_COUNT] = {
 	[POLICY_TABLE_SUPPRESS] = { .name = "suppress", .no_eviction = true },
 };
 
-/* FNV-1a, 64 bits. */
 static uint64_t
 policy_table_hash(const char *key, size_t len)
 {
-	uint64_t h = 14695981039346656037ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return hash_fnv(HASH_FNV_START, key, len);
 }
 
 static struct policy_table *
