@@ -2045,55 +2045,6 @@ group_reroute(void *arg)
 	group_enqueue(g);
 }
 
-/*
- * Splits a smarthost item into name and port: "host", "host:port"
- * (written "host::port" in a colon list), "[ip]" or "[ip]:port", or a
- * bare IPv6 address in a list with another separator.
- */
-static int
-smarthost_split(const char *item, int default_port, char *name,
-    size_t size, int *port)
-{
-	const char *colon;
-	unsigned long long value;
-
-	*port = default_port;
-	if (item[0] == '[') {
-		const char *close = strchr(item, ']');
-
-		if (close == NULL || (size_t)(close - item) > size)
-			return -1;
-		memcpy(name, item + 1, (size_t)(close - item - 1));
-		name[close - item - 1] = '\0';
-		colon = close[1] == ':' ? close + 1 : NULL;
-		if (close[1] != '\0' && colon == NULL)
-			return -1;
-	} else {
-		colon = strchr(item, ':');
-		if (colon != NULL && strchr(colon + 1, ':') != NULL)
-			colon = NULL;		/* an IPv6 address */
-		if (strlcpy_s(name, item, size) >= size)
-			return -1;
-		if (colon != NULL)
-			name[colon - item] = '\0';
-	}
-	if (colon != NULL) {
-		if (parse_uint(colon + 1, 65535, &value) < 0 || value == 0)
-			return -1;
-		*port = (int)value;
-	}
-	return name[0] == '\0' ? -1 : 0;
-}
-
-static bool
-is_ip_literal(const char *text)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, text, buf) == 1 ||
-	    inet_pton(AF_INET6, text, buf) == 1;
-}
-
 struct smarthost_lookup {
 	struct group *group;
 	int port;
@@ -2146,7 +2097,7 @@ group_route_smarthost(struct group *g)
 			continue;
 		g->smarthost_index = index;
 		if (index > QUEUE_SMARTHOSTS_MAX ||
-		    smarthost_split(item, g->port > 0 ? g->port :
+		    host_item_split(item, g->port > 0 ? g->port :
 		    queue->config->delivery_port, name, sizeof(name),
 		    &port) < 0) {
 			log_write(LOG_MAIN | LOG_PANIC, g->attempt->msg->id,
@@ -2155,7 +2106,7 @@ group_route_smarthost(struct group *g)
 			    QUEUE_SMARTHOSTS_MAX);
 			continue;
 		}
-		if (is_ip_literal(name)) {
+		if (host_is_ip_literal(name)) {
 			group_add_host(g, name, name, port);
 			continue;
 		}

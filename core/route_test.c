@@ -144,57 +144,6 @@ route_test_set(struct route_test_result *r, enum route_test_status status,
 	strlcpy_s(r->reason, reason, sizeof(r->reason));
 }
 
-/*
- * Splits a smarthost item as the queue reads it: "host", "host:port"
- * ("host::port" in a colon list), "[ip]", "[ip]:port", or a bare IPv6
- * address in a list with another separator. Returns 0, or -1 for a
- * malformed item.
- */
-static int
-route_test_split_item(const char *item, int default_port, char *name,
-    size_t size, int *port)
-{
-	const char *colon, *close;
-	unsigned long long value;
-	size_t len;
-
-	*port = default_port;
-	if (item[0] == '[') {
-		if ((close = strchr(item, ']')) == NULL)
-			return -1;
-		len = (size_t)(close - item - 1);
-		if (len >= size || (close[1] != '\0' && close[1] != ':'))
-			return -1;
-		memcpy(name, item + 1, len);
-		name[len] = '\0';
-		colon = close[1] == ':' ? close + 1 : NULL;
-	} else {
-		colon = strchr(item, ':');
-		if (colon != NULL && strchr(colon + 1, ':') != NULL)
-			colon = NULL;		/* an IPv6 address */
-		len = colon != NULL ? (size_t)(colon - item) : strlen(item);
-		if (len >= size)
-			return -1;
-		memcpy(name, item, len);
-		name[len] = '\0';
-	}
-	if (colon != NULL) {
-		if (parse_uint(colon + 1, 65535, &value) < 0 || value == 0)
-			return -1;
-		*port = (int)value;
-	}
-	return name[0] == '\0' ? -1 : 0;
-}
-
-static bool
-route_test_is_ip(const char *text)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, text, buf) == 1 ||
-	    inet_pton(AF_INET6, text, buf) == 1;
-}
-
 /* Every host of the smarthost option, resolved in order. */
 static void
 route_test_smarthost(struct route_test *rt, struct route_test_result *r)
@@ -220,13 +169,13 @@ route_test_smarthost(struct route_test *rt, struct route_test_result *r)
 		} else if (config_list_next(&iter, item, sizeof(item)) == NULL) {
 			break;
 		}
-		if (route_test_split_item(item, r->port > 0 ? r->port :
+		if (host_item_split(item, r->port > 0 ? r->port :
 		    rt->config->delivery_port, name, sizeof(name), &port) < 0) {
 			fprintf(stderr, "sluice: invalid smarthost item \"%s\" "
 			    "skipped\n", item);
 			continue;
 		}
-		if (route_test_is_ip(name)) {
+		if (host_is_ip_literal(name)) {
 			route_test_add_host(r, name, name, -1, port);
 			continue;
 		}

@@ -1,6 +1,7 @@
 /*
  * util.c - allocation wrappers and fatal errors (see util.h).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -198,4 +199,49 @@ hash_fnv(uint64_t h, const void *data, size_t len)
 		h *= 1099511628211ULL;
 	}
 	return h;
+}
+
+int
+host_item_split(const char *item, int default_port, char *name, size_t size,
+    int *port)
+{
+	const char *colon, *close;
+	unsigned long long value;
+	size_t len;
+
+	*port = default_port;
+	if (item[0] == '[') {
+		if ((close = strchr(item, ']')) == NULL)
+			return -1;
+		len = (size_t)(close - item - 1);
+		if (len >= size || (close[1] != '\0' && close[1] != ':'))
+			return -1;
+		memcpy(name, item + 1, len);
+		name[len] = '\0';
+		colon = close[1] == ':' ? close + 1 : NULL;
+	} else {
+		colon = strchr(item, ':');
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			colon = NULL;		/* an IPv6 address */
+		len = colon != NULL ? (size_t)(colon - item) : strlen(item);
+		if (len >= size)
+			return -1;
+		memcpy(name, item, len);
+		name[len] = '\0';
+	}
+	if (colon != NULL) {
+		if (parse_uint(colon + 1, 65535, &value) < 0 || value == 0)
+			return -1;
+		*port = (int)value;
+	}
+	return name[0] == '\0' ? -1 : 0;
+}
+
+bool
+host_is_ip_literal(const char *text)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, text, buf) == 1 ||
+	    inet_pton(AF_INET6, text, buf) == 1;
 }

@@ -62,4 +62,17 @@ int parse_uint(const char *s, unsigned long long max, unsigned long long *out);
 #define HASH_FNV_START	14695981039346656037ULL
 uint64_t hash_fnv(uint64_t h, const void *data, size_t len);
 
+/*
+ * Splits a host item of the smarthost option, or of a route's own
+ * hosts, into name and port: "host", "host:port" ("host::port" in a
+ * colon list), "[ip]", "[ip]:port", or a bare IPv6 address in a list
+ * with another separator. name gets size bytes at most. Returns 0, or -1
+ * for a malformed item or a port outside 1 to 65535.
+ */
+int host_item_split(const char *item, int default_port, char *name,
+    size_t size, int *port);
+
+/* True when text is an IPv4 or IPv6 address. */
+bool host_is_ip_literal(const char *text);
+
 #endif
