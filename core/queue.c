@@ -1918,14 +1918,6 @@ static void group_route_smarthost(struct group *g);
 static void group_enqueue(struct group *g);
 static void group_reroute(void *arg);
 
-/* The site of a domain without a route handler. */
-static void
-group_default_site(struct group *g, const struct dns_result *result)
-{
-	sched_default_site(result, g->attempt->msg->queue->config->smarthost,
-	    g->domain, g->site, sizeof(g->site));
-}
-
 /*
  * Asks the policy's route handler where the group goes, given the MX
  * hosts already resolved (result, NULL with a smarthost), then resolves
@@ -1937,66 +1929,34 @@ group_route(struct group *g, struct dns_result *result)
 {
 	struct attempt *a = g->attempt;
 	struct queue *queue = a->msg->queue;
-	struct policy_mx *mx = NULL;
-	struct policy_route_out out;
-	struct policy_state *ps;
-	enum policy_queue_result rc;
 	const char *tenant = spool_header_get_acl(a->header, SPOOL_ACL_TENANT);
 	const char *campaign = spool_header_get_acl(a->header,
 	    SPOOL_ACL_CAMPAIGN);
-	size_t mx_count = result != NULL ? result->host_count : 0;
+	struct policy_route_in in = {
+		.msgid = a->msg->id,
+		.sender = a->header->sender != NULL ? a->header->sender : "",
+		.domain = g->domain,
+		.tenant = tenant != NULL ? tenant : "",
+		.campaign = campaign != NULL ? campaign : "",
+	};
+	struct policy_route_out out;
 
-	group_default_site(g, result);
-	strlcpy_s(g->pool, scheduler_class_pool(queue->sched,
-	    a->msg->class_index), sizeof(g->pool));
-	memset(&out, 0, sizeof(out));
-	strlcpy_s(out.site, g->site, sizeof(out.site));
-	strlcpy_s(out.pool, g->pool, sizeof(out.pool));
-	if (mx_count > 0) {
-		mx = xcalloc(mx_count, sizeof(*mx));
-		for (size_t i = 0; i < mx_count; i++) {
-			mx[i].name = result->hosts[i].name;
-			mx[i].preference = result->hosts[i].preference;
-		}
-	}
-	{
-		struct policy_route_in in = {
-			.msgid = a->msg->id,
-			.sender = a->header->sender != NULL ? a->header->sender : "",
-			.domain = g->domain,
-			.class_name = scheduler_class_name(queue->sched,
-			    a->msg->class_index),
-			.tenant = tenant != NULL ? tenant : "",
-			.campaign = campaign != NULL ? campaign : "",
-			.mx = mx,
-			.mx_count = mx_count,
-		};
-
-		ps = policy_current();
-		rc = policy_route(ps, &in, &out);
-		policy_state_unref(ps);
-	}
-	free(mx);
-	if (rc == POLICY_QUEUE_FAILED) {
+	if (scheduler_route(queue->sched, &in, a->msg->class_index, result,
+	    &out) == POLICY_QUEUE_FAILED) {
 		group_end_without_host(g, false, -1,
 		    "the policy's route handler failed");
 		return;
 	}
-	if (rc == POLICY_QUEUE_OK) {
-		if (out.site[0] != '\0')
-			strlcpy_s(g->site, out.site, sizeof(g->site));
-		if (out.pool[0] != '\0')
-			strlcpy_s(g->pool, out.pool, sizeof(g->pool));
-		strlcpy_s(g->route, out.route, sizeof(g->route));
-		g->port = out.port;
-		if (out.host_count > 0) {
-			g->explicit_hosts = xcalloc(out.host_count,
-			    sizeof(*g->explicit_hosts));
-			for (size_t i = 0; i < out.host_count &&
-			    i < POLICY_ROUTE_HOSTS_MAX; i++)
-				g->explicit_hosts[g->explicit_count++] =
-				    xstrdup(out.hosts[i]);
-		}
+	strlcpy_s(g->site, out.site, sizeof(g->site));
+	strlcpy_s(g->pool, out.pool, sizeof(g->pool));
+	strlcpy_s(g->route, out.route, sizeof(g->route));
+	g->port = out.port;
+	if (out.host_count > 0) {
+		g->explicit_hosts = xcalloc(out.host_count,
+		    sizeof(*g->explicit_hosts));
+		for (size_t k = 0; k < out.host_count; k++)
+			g->explicit_hosts[g->explicit_count++] =
+			    xstrdup(out.hosts[k]);
 	}
 	if (g->explicit_count > 0 || result == NULL) {
 		group_route_smarthost(g);

@@ -208,52 +208,27 @@ static void
 route_test_policy(struct route_test *rt, struct route_test_result *r,
     const char *domain, const struct dns_result *mx)
 {
-	size_t class_index = scheduler_class_find(rt->sched, NULL, false);
-	struct policy_mx hosts[POLICY_ROUTE_HOSTS_MAX * 4];
-	size_t mx_count = 0;
+	struct policy_route_in in = {
+		.sender = "",
+		.domain = domain,
+		.tenant = "",
+		.campaign = "",
+	};
 	struct policy_route_out out;
-	struct policy_state *ps;
 	enum policy_queue_result rc;
 
 	/* Without a policy the output stays Exim's. */
 	if (!policy_enabled())
 		return;
-	sched_default_site(mx, rt->config->smarthost, domain, r->site,
-	    sizeof(r->site));
-	strlcpy_s(r->pool, scheduler_class_pool(rt->sched, class_index),
-	    sizeof(r->pool));
-	for (size_t i = 0; mx != NULL && i < mx->host_count &&
-	    mx_count < ARRAY_SIZE(hosts); i++) {
-		hosts[mx_count].name = mx->hosts[i].name;
-		hosts[mx_count++].preference = mx->hosts[i].preference;
-	}
-	memset(&out, 0, sizeof(out));
-	{
-		struct policy_route_in in = {
-			.sender = "",
-			.domain = domain,
-			.class_name = scheduler_class_name(rt->sched, class_index),
-			.tenant = "",
-			.campaign = "",
-			.mx = hosts,
-			.mx_count = mx_count,
-		};
-
-		ps = policy_current();
-		rc = policy_route(ps, &in, &out);
-		policy_state_unref(ps);
-	}
+	rc = scheduler_route(rt->sched, &in, scheduler_class_find(rt->sched,
+	    NULL, false), mx, &out);
 	if (rc == POLICY_QUEUE_FAILED) {
 		route_test_set(r, ROUTE_TEST_DEFERRED,
 		    "the policy's route handler failed");
 		return;
 	}
-	if (rc != POLICY_QUEUE_OK)
-		return;
-	if (out.site[0] != '\0')
-		strlcpy_s(r->site, out.site, sizeof(r->site));
-	if (out.pool[0] != '\0')
-		strlcpy_s(r->pool, out.pool, sizeof(r->pool));
+	strlcpy_s(r->site, out.site, sizeof(r->site));
+	strlcpy_s(r->pool, out.pool, sizeof(r->pool));
 	if (out.route[0] != '\0') {
 		strlcpy_s(r->route, out.route, sizeof(r->route));
 		r->router = r->route;

@@ -938,7 +938,8 @@ compare_names(const void *a, const void *b)
 	return strcasecmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-void
+/* Writes the site of a domain when the policy names none to out. */
+static void
 sched_default_site(const struct dns_result *mx, const char *smarthost,
     const char *domain, char *out, size_t size)
 {
@@ -981,6 +982,54 @@ sched_default_site(const struct dns_result *mx, const char *smarthost,
 	}
 	if (out[0] == '\0')
 		strlcpy_s(out, domain, size);
+}
+
+enum policy_queue_result
+scheduler_route(struct scheduler *s, struct policy_route_in *in,
+    size_t class_index, const struct dns_result *mx,
+    struct policy_route_out *out)
+{
+	char site[POLICY_SITE_MAX + 1];
+	const char *pool = scheduler_class_pool(s, class_index);
+	struct policy_mx *hosts = NULL;
+	struct policy_state *ps;
+	enum policy_queue_result rc;
+
+	sched_default_site(mx, s->config->smarthost, in->domain, site,
+	    sizeof(site));
+	memset(out, 0, sizeof(*out));
+	strlcpy_s(out->site, site, sizeof(out->site));
+	strlcpy_s(out->pool, pool, sizeof(out->pool));
+	in->class_name = scheduler_class_name(s, class_index);
+	in->mx_count = mx != NULL ? mx->host_count : 0;
+	if (in->mx_count > 0) {
+		hosts = xcalloc(in->mx_count, sizeof(*hosts));
+		for (size_t i = 0; i < in->mx_count; i++) {
+			hosts[i].name = mx->hosts[i].name;
+			hosts[i].preference = mx->hosts[i].preference;
+		}
+	}
+	in->mx = hosts;
+	ps = policy_current();
+	rc = policy_route(ps, in, out);
+	policy_state_unref(ps);
+	free(hosts);
+	in->mx = NULL;
+	in->mx_count = 0;
+	if (rc != POLICY_QUEUE_OK) {
+		strlcpy_s(out->site, site, sizeof(out->site));
+		strlcpy_s(out->pool, pool, sizeof(out->pool));
+		out->route[0] = '\0';
+		out->host_count = 0;
+		out->port = 0;
+		return rc;
+	}
+	/* A handler that emptied a field leaves its default. */
+	if (out->site[0] == '\0')
+		strlcpy_s(out->site, site, sizeof(out->site));
+	if (out->pool[0] == '\0')
+		strlcpy_s(out->pool, pool, sizeof(out->pool));
+	return rc;
 }
 
 /* ---- suspensions ---- */

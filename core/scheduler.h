@@ -124,14 +124,22 @@ size_t scheduler_class_header_count(const struct scheduler *s,
 const struct policy_class_header *scheduler_class_header(
     const struct scheduler *s, size_t index, size_t header);
 
-/*
- * The site of a domain when the policy names none: its most preferred
- * MX host names, lower case, sorted and joined with "," (mx NULL: the
- * first item of smarthost), else the domain itself. Written to out.
- */
 struct dns_result;
-void sched_default_site(const struct dns_result *mx, const char *smarthost,
-    const char *domain, char *out, size_t size);
+
+/*
+ * Routes the mail of in->domain for a message of class_index. out gets
+ * the default site (the most preferred MX host names of mx, lower case,
+ * sorted and joined with ","; the first smarthost when mx is NULL; else
+ * the domain) and the class's pool, then the policy's
+ * route handler may change them and name a router, a port and hosts of
+ * its own. in->class_name and in->mx are filled here; the caller sets
+ * the rest. Returns the handler's result: out keeps the defaults unless
+ * it is POLICY_QUEUE_OK, and POLICY_QUEUE_FAILED (already logged) means
+ * the mail must wait.
+ */
+enum policy_queue_result scheduler_route(struct scheduler *s,
+    struct policy_route_in *in, size_t class_index,
+    const struct dns_result *mx, struct policy_route_out *out);
 
 /*
  * Chooses the path of one message's mail for domain at site, from the
