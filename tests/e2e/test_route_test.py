@@ -148,3 +148,66 @@ class SmarthostTest(RouteTestCase):
 
 if __name__ == "__main__":
     sluicetest.main()
+
+
+class PolicyRouteTest(RouteTestCase):
+    """With a policy, -bt adds the site, pool and source that the
+    scheduler would use, and a route handler's own hosts replace the MX
+    hosts."""
+
+    POLICY = """
+sluice.source{ name = "out5", ip = "127.0.0.5" }
+sluice.pool{ name = "bulk", sources = { "out5" } }
+sluice.on("route", function(msg, domain, mx)
+  if domain == "plain.test" then
+    return { site = "direct", pool = "bulk", route = "own_hosts",
+             hosts = { "relay.test" }, port = 2525 }
+  end
+  if mx[1] and mx[1].name == "mx1.example.test" then
+    return { site = "example", pool = "bulk" }
+  end
+end)
+"""
+
+    def policy_config(self):
+        d = self.config("lua_policy = policy.lua\n")
+        with open(f"{d.dir}/policy.lua", "w") as f:
+            f.write(self.POLICY)
+        return d
+
+    def test_site_pool_and_source_printed(self):
+        d = self.policy_config()
+        rc, out, err = self.route(d, "-bt", "bob@example.test")
+        self.assertEqual((rc, err), (0, ""))
+        lines = out.splitlines()
+        self.assertEqual(lines[1],
+                         "  router = dnslookup, transport = remote_smtp")
+        self.assertEqual(lines[2], "  site = example, pool = bulk, "
+                         "source = out5 [127.0.0.5]")
+        self.assertIn("  host mx1.example.test      [127.0.0.5]  MX=10",
+                      lines)
+
+    def test_route_hosts_replace_mx(self):
+        d = self.policy_config()
+        rc, out, err = self.route(d, "-bt", "carol@plain.test")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(out, (
+            "carol@plain.test\n"
+            "  router = own_hosts, transport = remote_smtp\n"
+            "  site = direct, pool = bulk, source = out5 [127.0.0.5]\n"
+            "  host relay.test [127.0.0.9] port=2525\n"))
+
+    def test_default_site_and_pool(self):
+        d = self.policy_config()
+        # The handler returns nil: the site is the MX host name (here
+        # the domain itself, which has no MX) and the pool "default".
+        rc, out, err = self.route(d, "-bt", "frank@relay.test")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertIn("  site = relay.test, pool = default, "
+                      "source = out5 [127.0.0.5]\n", out)
+
+    def test_unrouted_address_has_no_site(self):
+        d = self.policy_config()
+        rc, out, _ = self.route(d, "-bt", "erin@nullmx.test")
+        self.assertEqual(rc, 2)
+        self.assertNotIn("site =", out)
