@@ -82,7 +82,10 @@ struct sched_path {
 
 	unsigned in_flight;
 	size_t waiting;			/* items in the ready lists */
-	struct sched_list *lists;	/* SCHED_CLASSES_MAX, while waiting */
+	/* One ready list per class, made at the first item and grown with
+	 * the classes, so a busy path allocates nothing per item. */
+	struct sched_list *lists;
+	size_t list_count;
 	uint64_t vtime;			/* pass of the last class served */
 
 	time_t suspended_until;
@@ -596,8 +599,8 @@ path_take(struct sched_path *p)
 	size_t best;
 
 	for (size_t i = 0; i < s->class_count; i++) {
-		has[i] = p->lists[i].head != NULL;
-		pass[i] = p->lists[i].pass;
+		has[i] = i < p->list_count && p->lists[i].head != NULL;
+		pass[i] = i < p->list_count ? p->lists[i].pass : 0;
 	}
 	best = scheduler_class_next(s, has, pass, &p->vtime);
 	if (best == SIZE_MAX)
@@ -620,7 +623,7 @@ path_reroute(struct sched_path *p)
 {
 	size_t moved = 0;
 
-	for (size_t i = 0; p->lists != NULL && i < p->sched->class_count; i++) {
+	for (size_t i = 0; i < p->list_count; i++) {
 		struct sched_item *prev = NULL, *item = p->lists[i].head;
 
 		while (item != NULL) {
@@ -693,10 +696,6 @@ path_pump(struct sched_path *p)
 		item->state = SCHED_ITEM_IN_FLIGHT;
 		item->go(item->arg);	/* may end the item at once */
 	}
-	if (p->lists != NULL && p->in_flight == 0) {
-		free(p->lists);
-		p->lists = NULL;
-	}
 }
 
 void
@@ -709,8 +708,13 @@ sched_item_submit(struct sched_path *p, struct sched_item *item,
 		fatal_bug("item submitted twice to path %s", p->key);
 	if (class_index >= p->sched->class_count)
 		class_index = 0;
-	if (p->lists == NULL)
-		p->lists = xcalloc(SCHED_CLASSES_MAX, sizeof(*p->lists));
+	if (p->list_count < p->sched->class_count) {
+		p->lists = xreallocarray(p->lists, p->sched->class_count,
+		    sizeof(*p->lists));
+		memset(p->lists + p->list_count, 0,
+		    (p->sched->class_count - p->list_count) * sizeof(*p->lists));
+		p->list_count = p->sched->class_count;
+	}
 	l = &p->lists[class_index];
 	if (l->head == NULL)
 		sched_class_wake(&l->pass, p->vtime);
