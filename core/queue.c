@@ -1666,7 +1666,8 @@ reply_enhanced_code(const char *text, char *out, size_t size)
 	out[n] = '\0';
 }
 
-/* Tells the policy's delivery_result handler how a host answered. */
+/* Passes the result of one host to the policy's delivery_result
+ * handler. */
 static void
 group_report_result(struct group *g, const struct smtp_result *r)
 {

@@ -77,10 +77,11 @@ struct scheduler *queue_scheduler(struct queue *queue);
 
 /*
  * Writes the summary that `sluice -bpq` prints to out: totals, then
- * per class, destination domain, site and path, of the (message,
- * domain) pairs scheduled (waiting for their next attempt), ready
- * (routed and waiting on their path), in flight, and suspended (ready
- * on a suspended path).
+ * lines per class, destination domain, site and path. Each counts
+ * (message, domain) pairs in four states. Scheduled pairs wait for
+ * their next attempt, ready ones are routed and wait on their path, in
+ * flight ones are being delivered, and suspended ones are ready on a
+ * suspended path.
  */
 void queue_summary(struct queue *queue, struct evbuffer *out);
 

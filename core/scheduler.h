@@ -88,9 +88,10 @@ void scheduler_free(struct scheduler *s);
 /*
  * Takes the classes, sources and pools of ps (NULL: the defaults and
  * the egress_sources option) and clears every path's shaping, so the
- * next use requests it from the policy again. Paths of sources that are gone keep
- * their waiting items until they drain. ps is borrowed for the call;
- * each path asks the current state later.
+ * next use requests it from the policy again. Paths of sources that are
+ * gone keep their waiting items until they drain. ps is borrowed for
+ * the call, because each path later requests its shaping from the
+ * current state.
  */
 void scheduler_load(struct scheduler *s, struct policy_state *ps);
 
@@ -188,9 +189,9 @@ int scheduler_suspend(struct scheduler *s, const char *source,
     char *error, size_t size);
 
 /*
- * Adds the ready, in-flight and suspended items of every path to the
- * summary (class, site and path lines); the queue adds the scheduled
- * ones and prints it. See queue_summary() in queue.h.
+ * Adds a line for every class, and the suspension of every suspended
+ * path, to the summary. The queue adds the counts of its messages and
+ * prints it (see queue_summary() in queue.h).
  */
 struct sched_summary;
 struct sched_summary *sched_summary_new(void);

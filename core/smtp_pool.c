@@ -196,8 +196,8 @@ pool_conn_matches(const struct pool_conn *conn,
 	    strcasecmp(conn->host_name, request->host_name) == 0;
 }
 
-/* Connections of group, closing ones included: until its client is
- * gone, the server still sees a session. */
+/* Counts the connections of group, closing ones included, because the
+ * server has a session open until the client is gone. */
 static size_t
 pool_group_conns(const struct smtp_pool *pool, const char *group)
 {

@@ -62,10 +62,10 @@ struct smtp_pool_path {
 	/* Messages per connection on this path, when lower than
 	 * connection_max_messages; 0 for no own limit. */
 	unsigned max_messages;
-	/* Connections that may be open at once, idle and closing ones
-	 * included, for every path of the same group (an egress path of
-	 * the scheduler: one source towards one site, whatever its hosts
-	 * and addresses); group NULL or group_max 0 for no such cap. */
+	/* The cap on connections open at once, idle and closing ones
+	 * included, over every path of one group. A group is an egress
+	 * path of the scheduler: one source towards one site, whatever
+	 * its hosts and addresses. group NULL or group_max 0: no cap. */
 	const char *group;
 	unsigned group_max;
 };

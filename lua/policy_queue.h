@@ -13,13 +13,14 @@
  *  - delivery_result: after each delivery attempt to a host; it may
  *    suspend a path or source, change throttles and adjust scores.
  *
- * Every call returns POLICY_QUEUE_OK when the handler answered (the out
- * structure is filled; fields it left out keep the values the caller put
- * there, which are the defaults), POLICY_QUEUE_DEFAULT when there is no
- * policy or no handler (out untouched), and POLICY_QUEUE_FAILED when the
- * handler raised, ran over its budget or returned something invalid: the
- * failure is already logged to mainlog and paniclog with the message id,
- * and the caller keeps the message queued and tries again later.
+ * Every call returns POLICY_QUEUE_OK when the handler returned a value
+ * (the out structure is filled; fields it left out keep the values the
+ * caller put there, which are the defaults), POLICY_QUEUE_DEFAULT when
+ * there is no policy or no handler (out untouched), and
+ * POLICY_QUEUE_FAILED when the handler raised, ran over its budget or
+ * returned something invalid. A failure is already logged to mainlog and
+ * paniclog with the message id, and the caller keeps the message queued
+ * and tries again later.
  *
  * Ownership: every pointer passed in is borrowed for the call. Strings
  * in out structures are copied into their arrays.
@@ -88,11 +89,11 @@ struct policy_class_decl {
 };
 
 /*
- * What a loaded policy declared while its top level ran. A policy that
- * declares no source has source_count 0: the scheduler then uses the
- * egress_sources option. Classes: the four defaults (critical,
- * transactional, personal, newsletter) are always present unless the
- * policy redefines one by name.
+ * The declarations a loaded policy made while its top level ran. A
+ * policy that declares no source has source_count 0, and the scheduler
+ * then uses the egress_sources option. The four default classes
+ * (critical, transactional, personal, newsletter) are always present
+ * unless the policy redefines one by name.
  */
 struct policy_declarations {
 	size_t source_count;

@@ -8,8 +8,8 @@ import socket
 
 
 class Client:
-    """One SMTP connection to 127.0.0.1:port from source; banner holds
-    the greeting."""
+    """One SMTP connection to 127.0.0.1:port from source; banner is the
+    server's greeting."""
 
     def __init__(self, port, source="127.0.0.1", timeout=10):
         self.sock = socket.create_connection(("127.0.0.1", port),

@@ -485,7 +485,6 @@ class WithDaemonTest(ActionTests, QueueToolsCase):
                          (1, f"Message {a} is locked\n", ""))
         self.assertIn(a, self.listing())
 
-
     def test_verbose_lines_arrive_during_run(self):
         # While the daemon still delivers one message, the lines of the
         # other, finished one are already on the command's stderr.
@@ -493,18 +492,21 @@ class WithDaemonTest(ActionTests, QueueToolsCase):
         b = self.send("carol@example.test", ["dave@two.test"])
         sink = self.sink()
         sink.add_rule("rcpt", match="dave@", action="hold")
+
         # Never hang: without the lines, the held session goes on after
         # WAIT seconds, and the checks below fail.
         watchdog = threading.Timer(WAIT, sink.release)
         watchdog.start()
         self.addCleanup(watchdog.cancel)
         self.addCleanup(sink.release)
+
         proc = subprocess.Popen(
             [sluicetest.SLUICE_BIN, "-C", self.d.config, "-v", "-qf"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.addCleanup(proc.wait)
         self.addCleanup(proc.kill)
         sink.wait_for_held(1)
+
         seen = []
         while not any(line.startswith("  => bob@one.test") for line in seen):
             line = proc.stderr.readline().decode(errors="replace")
@@ -512,6 +514,7 @@ class WithDaemonTest(ActionTests, QueueToolsCase):
             seen.append(line)
         self.assertEqual(sink.held, 1)
         self.assertIsNone(proc.poll())
+
         sink.release()
         rest = proc.stderr.read().decode(errors="replace")
         self.assertEqual(proc.wait(), 0)
